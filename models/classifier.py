@@ -1,0 +1,95 @@
+"""``EmotionClassifier``: the trained Mini-Xception behind one batched, compiled call.
+
+Calling ``model.predict`` once per face costs tens of milliseconds of Python and graph
+overhead per call; this class instead predicts a whole batch of crops in one compiled call.
+Batches are padded up to a few fixed sizes so the compiled function is traced once per size
+and never again, whatever number of faces a frame (or a batch across streams) holds.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from models.classifier_paths import DEFAULT_MODEL_PATH
+from models.errors import ModelLoadError
+from models.labels import NUM_CLASSES
+from models.preprocessing import FACE_SIZE, normalise
+
+BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256)
+"""Padded batch sizes: at most 4x wasted work on tiny batches, one trace per size."""
+
+
+def bucket_for(n: int) -> int:
+    """The smallest padded batch size that holds ``n`` crops (``n`` <= the largest bucket)."""
+    for size in BATCH_BUCKETS:
+        if n <= size:
+            return size
+    raise ValueError(f"{n} crops exceed the largest batch bucket {BATCH_BUCKETS[-1]}")
+
+
+class EmotionClassifier:
+    """Predict expression probabilities for 48x48 greyscale face crops.
+
+    ``flip_average`` averages each face with its mirror image (test-time augmentation): about
+    one point of accuracy for twice the compute, on by default for evaluation and still images.
+    """
+
+    def __init__(self, model, flip_average: bool = True, path: Path | None = None):
+        self.model = model
+        self.flip_average = flip_average
+        self.path = path
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, flip_average: bool = True) -> "EmotionClassifier":
+        """Load a ``.keras`` file, checking that it is a 48x48x1 -> 7-class model."""
+        path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        if not path.is_file():
+            raise ModelLoadError(f"model file {path} not found")
+        if not zipfile.is_zipfile(path):
+            raise ModelLoadError(f"model file {path} is not a Keras .keras archive (corrupt or truncated)")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import keras
+
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except Exception as exc:  # Keras raises many types for damaged archives.
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else exc.__class__.__name__
+            raise ModelLoadError(f"model file {path} cannot be loaded: {reason}") from None
+        in_shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
+        out_shape = tuple(model.outputs[0].shape[1:]) if model.outputs else None
+        if in_shape != (FACE_SIZE, FACE_SIZE, 1) or out_shape != (NUM_CLASSES,):
+            raise ModelLoadError(f"model file {path} has the wrong architecture: input {in_shape}, "
+                                 f"output {out_shape}; expected (48, 48, 1) -> ({NUM_CLASSES},)")
+        return cls(model, flip_average=flip_average, path=path)
+
+    def predict(self, crops: np.ndarray) -> np.ndarray:
+        """Probabilities (N x 7, float32, rows sum to 1) for N uint8 crops of 48x48."""
+        crops = np.asarray(crops)
+        if crops.ndim == 2:
+            crops = crops[None]
+        n = crops.shape[0]
+        if n == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        x = normalise(crops)
+        if self.flip_average:
+            x = np.concatenate([x, x[:, :, ::-1]])
+        out = np.empty((x.shape[0], NUM_CLASSES), dtype=np.float32)
+        largest = BATCH_BUCKETS[-1]
+        for start in range(0, x.shape[0], largest):
+            chunk = x[start:start + largest]
+            size = bucket_for(chunk.shape[0])
+            padded = np.zeros((size, *chunk.shape[1:]), dtype=np.float32)
+            padded[:chunk.shape[0]] = chunk
+            out[start:start + chunk.shape[0]] = np.asarray(self.model.predict_on_batch(padded))[:chunk.shape[0]]
+        if self.flip_average:
+            out = (out[:n] + out[n:]) / 2.0
+        return out / out.sum(axis=1, keepdims=True)
+
+    def warm_up(self) -> None:
+        """Trace every padded batch size now, so the first real frames are not slow."""
+        for size in BATCH_BUCKETS:
+            self.predict(np.zeros((size if not self.flip_average else max(1, size // 2),
+                                   FACE_SIZE, FACE_SIZE), dtype=np.uint8))

@@ -1,0 +1,72 @@
+"""Safe loading of still images from disk or bytes.
+
+Pillow reads the header first, so a decompression bomb (say a 30000x30000 PNG of a few KB) is
+refused before any pixel is decoded. EXIF orientation is applied (phone photos), and CMYK,
+16-bit, palette, alpha and greyscale images all come back as 8-bit BGR for OpenCV.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import ImageLoadError
+
+MAX_IMAGE_PIXELS: int = 64_000_000
+"""Largest image accepted (64 megapixels, about 200 MB decoded as BGR)."""
+
+
+def _to_bgr(image) -> np.ndarray:
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() or 1.0
+        grey = np.clip(array * (255.0 / max(peak, 255.0)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode == "F":
+        grey = np.clip(np.asarray(image), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    rgb = np.asarray(image.convert("RGB"))
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode an image file (or its bytes) into an 8-bit BGR array, or raise ImageLoadError."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    except FileNotFoundError:
+        raise ImageLoadError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageLoadError(f"{name}: is a directory, not an image") from None
+    except OSError as exc:
+        raise ImageLoadError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    with handle:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(handle)
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise ImageLoadError(f"{name}: {width}x{height} is too large to decode safely "
+                                         f"(limit {max_pixels:,} pixels)")
+                image.load()
+                image = ImageOps.exif_transpose(image)
+                return _to_bgr(image)
+        except ImageLoadError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageLoadError(f"{name}: too large to decode safely (decompression bomb?)") from None
+        except UnidentifiedImageError:
+            raise ImageLoadError(f"{name}: not an image (or an unsupported format)") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageLoadError(f"{name}: corrupt or truncated image ({exc})") from None

@@ -1,0 +1,47 @@
+"""Detector + classifier: faces and their expressions in one frame or image file.
+
+Used by ``fervid predict``, the desktop app and the benchmarks' baselines; the service splits the
+same two steps across actors but calls the same detector, preprocessing and classifier.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.classifier import EmotionClassifier
+from models.face_detector import DetectorParams, HaarFaceDetector
+from models.image_io import load_image
+from models.preprocessing import crop_faces, to_grey
+from models.results import FaceExpression, ImageResult
+
+
+def faces_from(boxes: np.ndarray, probabilities: np.ndarray) -> list[FaceExpression]:
+    """Pair each box with its probability row."""
+    return [FaceExpression(box=tuple(int(v) for v in box), probabilities=tuple(float(p) for p in row))
+            for box, row in zip(boxes, probabilities)]
+
+
+class Recognizer:
+    """Find faces with Haar and classify all of a frame's faces in one batched call."""
+
+    def __init__(self, classifier: EmotionClassifier, detector: HaarFaceDetector | None = None):
+        self.classifier = classifier
+        self.detector = detector or HaarFaceDetector()
+
+    @classmethod
+    def load(cls, model_path: str | Path | None = None, params: DetectorParams | None = None,
+             flip_average: bool = True) -> "Recognizer":
+        return cls(EmotionClassifier.load(model_path, flip_average=flip_average), HaarFaceDetector(params))
+
+    def recognise(self, image: np.ndarray) -> list[FaceExpression]:
+        """Faces and expressions in a BGR or grey frame."""
+        grey = to_grey(image)
+        boxes = self.detector.detect(grey)
+        if len(boxes) == 0:
+            return []
+        return faces_from(boxes, self.classifier.predict(crop_faces(grey, boxes)))
+
+    def recognise_file(self, path: str | Path) -> ImageResult:
+        """Load an image safely and recognise it."""
+        return ImageResult(image=str(path), faces=self.recognise(load_image(path)))

@@ -1,0 +1,1 @@
+"""The running fervid system: configuration, Ray actors, metrics and the ``fervid`` command line."""

@@ -1,0 +1,150 @@
+"""The ``fervid`` command line.
+
+Heavy libraries (TensorFlow, Ray, Qt) are imported inside each command, so ``fervid --help``
+is instant and a command only pays for what it uses. Every user error becomes one line on
+stderr and exit status 2; ``--json`` commands print exactly one JSON document on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+
+
+def _emit_json(document: object) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from models.recognizer import Recognizer
+
+    recognizer = Recognizer.load(args.model)
+    results = [recognizer.recognise_file(path).to_dict() for path in args.images]
+    if args.json:
+        _emit_json(results)
+    else:
+        for result in results:
+            print(f"{result['image']}: {len(result['faces'])} face(s)")
+            for face in result["faces"]:
+                print(f"  box={face['box']} {face['emotion']} ({face['confidence']:.2f})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from models.classifier import EmotionClassifier
+    from training.data import load_fer2013
+    from training.evaluate import evaluate
+
+    data = load_fer2013(args.data, usage=args.split)
+    classifier = EmotionClassifier.load(args.model, flip_average=not args.no_flip)
+    report = evaluate(classifier, data.pixels, data.labels)
+    if args.confusion_png:
+        from training.plots import plot_confusion
+
+        title = f"{Path(args.data).name} {args.split or 'all rows'}: accuracy {report.accuracy:.4f}"
+        plot_confusion(report.confusion, Path(args.confusion_png), title)
+    if args.json:
+        _emit_json(report.to_dict())
+    else:
+        print(report.format_table())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.config import TrainConfig
+
+    config = TrainConfig(
+        data=Path(args.data), ferplus=Path(args.ferplus) if args.ferplus else None,
+        epochs=args.epochs, batch_size=args.batch_size, workers=args.workers,
+        use_gpu=args.use_gpu, limit=args.limit, out=Path(args.out), width=args.width,
+        learning_rate=args.lr, label_smoothing=args.label_smoothing,
+        ferplus_weight=args.ferplus_weight, augment=args.augment, resume=not args.fresh)
+    _check_train_config(config)
+    if config.workers > 1:
+        from training.distributed import train_distributed
+
+        summary = train_distributed(config)
+    else:
+        from training.trainer import train
+
+        summary = train(config, log=lambda msg: print(msg, file=sys.stderr))
+    if args.json:
+        _emit_json(summary)
+    return 0
+
+
+def _check_train_config(config) -> None:
+    from models.errors import FervidError
+
+    for name in ("epochs", "batch_size", "workers"):
+        if getattr(config, name) < 1:
+            raise FervidError(f"--{name.replace('_', '-')} must be at least 1")
+    if config.limit is not None and config.limit < 20:
+        raise FervidError("--limit must be at least 20 rows (a validation slice is split off)")
+    if config.width <= 0:
+        raise FervidError("--width must be positive")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from models.classifier_paths import DEFAULT_MODEL_PATH
+
+    parser = argparse.ArgumentParser(prog="fervid", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("predict", help="find faces in images and name their expressions")
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="a .keras weights file")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="accuracy of a model on a FER2013-format CSV")
+    p.add_argument("--data", required=True, type=Path, help="CSV or CSV.gz in Kaggle fer2013 format")
+    p.add_argument("--split", choices=("Training", "PublicTest", "PrivateTest"),
+                   help="only rows with this Usage (default: every row)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    p.add_argument("--no-flip", action="store_true", help="do not average with the mirrored face")
+    p.add_argument("--confusion-png", type=Path, help="also save the confusion matrix as a PNG")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train Mini-Xception (Ray Train when --workers > 1)")
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--ferplus", type=Path, help="fer2013new.csv(.gz): blend FER+ votes into targets")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--limit", type=int, help="read at most this many Training rows")
+    p.add_argument("--out", type=Path, default=Path("runs/latest"))
+    p.add_argument("--width", type=float, default=1.0, help="Mini-Xception width multiplier")
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--ferplus-weight", type=float, default=0.5)
+    p.add_argument("--augment", type=float, default=1.0, help="augmentation strength (0 = flips only)")
+    p.add_argument("--fresh", action="store_true", help="ignore an interrupted run in --out")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    from models.errors import FervidError
+
+    try:
+        return int(args.func(args) or 0)
+    except FervidError as exc:
+        print(f"fervid {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"fervid {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training and evaluation of the expression classifier (never imported by the running service)."""

@@ -1,0 +1,161 @@
+"""Single-process training of Mini-Xception (any Keras 3 backend: TensorFlow here, JAX on GPUs).
+
+Writes into the run folder: ``history.csv`` (loss/accuracy per epoch), ``curves.png``,
+``best.keras`` (the inference model at its best validation accuracy), ``config.json`` and
+``checkpoints/`` (the full training state after every epoch). Re-running the same command after
+an interruption resumes from ``checkpoints/`` instead of starting again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from models.mini_xception import build_mini_xception
+from models.preprocessing import normalise
+from training.augment import AugmentedFaces
+from training.config import TrainConfig
+from training.data import Fer2013, load_fer2013, load_ferplus_votes, validation_mask
+from training.plots import plot_history
+from training.targets import blend_ferplus, one_hot
+
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "state.json"
+TRAIN_STATE_MODEL = "last.keras"
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Normalised arrays for training and validation (validation targets are plain one-hot)."""
+
+    x_train: np.ndarray  # uint8 crops, augmented and normalised per batch
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    """Load the Training rows, split off the fixed validation slice and build the targets."""
+    data: Fer2013 = load_fer2013(config.data, usage="Training", limit=config.limit)
+    ferplus = load_ferplus_votes(config.ferplus, data) if config.ferplus else None
+    val = validation_mask(data.labels, config.validation_fraction, config.seed)
+    targets = blend_ferplus(data.labels, ferplus, config.ferplus_weight)
+    return PreparedData(
+        x_train=data.pixels[~val], y_train=targets[~val],
+        x_val=normalise(data.pixels[val]), y_val=one_hot(data.labels[val]))
+
+
+def build_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """AdamW with linear warm-up then cosine decay to zero over the whole run."""
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(config.warmup_epochs * steps_per_epoch, total // 2)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate * 0.01 if warmup else config.learning_rate,
+        decay_steps=max(1, total - warmup), alpha=0.0,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bn", "bias", "gamma", "beta"])
+    return optimizer
+
+
+def compile_model(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """Build and compile Mini-Xception with the run's optimizer, loss and metric."""
+    model = build_mini_xception(width=config.width, dropout=config.dropout)
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    return model
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """After each epoch: save the full training state, and the model alone when it is the best.
+
+    The state (model, optimizer, epoch, best score) is written to a temporary file and renamed,
+    so an interruption mid-write never leaves a checkpoint that cannot be resumed.
+    """
+
+    def __init__(self, out: Path, best_score: float, monitor: str = "val_accuracy"):
+        super().__init__()
+        self.out = out
+        self.best_score = best_score
+        self.monitor = monitor
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        score = float(logs.get(self.monitor, -math.inf))
+        if score > self.best_score:
+            self.best_score = score
+            _atomic_save(self.model, self.out / "best.keras", include_optimizer=False)
+        checkpoints = self.out / CHECKPOINT_DIR
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        _atomic_save(self.model, checkpoints / TRAIN_STATE_MODEL)
+        state = {"completed_epochs": epoch + 1, "best_score": self.best_score, "monitor": self.monitor}
+        tmp = checkpoints / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(checkpoints / STATE_FILE)
+
+
+def _atomic_save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    if not include_optimizer:
+        # The shipped model needs no optimizer state; an uncompiled copy keeps the file small.
+        weights = model.get_weights()
+        model = keras.models.clone_model(model)
+        model.set_weights(weights)
+    model.save(tmp)
+    tmp.replace(path)
+
+
+def read_resume_state(out: Path) -> dict | None:
+    """The saved state of an interrupted run in ``out``, or None if there is none."""
+    state_path = out / CHECKPOINT_DIR / STATE_FILE
+    if not (state_path.is_file() and (out / CHECKPOINT_DIR / TRAIN_STATE_MODEL).is_file()):
+        return None
+    return json.loads(state_path.read_text())
+
+
+def train(config: TrainConfig, log=print) -> dict:
+    """Train, resuming from ``config.out`` when it holds an interrupted run; return a summary."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    data = prepare_data(config)
+    steps = math.ceil(len(data.x_train) / config.batch_size)
+    log(f"training on {len(data.x_train)} images, validating on {len(data.x_val)} "
+        f"(backend {keras.backend.backend()}, width {config.width:g}, {config.epochs} epochs)")
+
+    state = read_resume_state(out) if config.resume else None
+    if state and state["completed_epochs"] >= config.epochs:
+        log(f"{out} already holds a finished run of {state['completed_epochs']} epochs")
+        initial_epoch, best = state["completed_epochs"], state["best_score"]
+        model = keras.models.load_model(out / CHECKPOINT_DIR / TRAIN_STATE_MODEL)
+    elif state:
+        initial_epoch, best = state["completed_epochs"], state["best_score"]
+        log(f"resuming from epoch {initial_epoch} (best val_accuracy so far {best:.4f})")
+        model = keras.models.load_model(out / CHECKPOINT_DIR / TRAIN_STATE_MODEL)
+    else:
+        initial_epoch, best = 0, -math.inf
+        model = compile_model(config, steps)
+        (out / "history.csv").unlink(missing_ok=True)
+    (out / "config.json").write_text(config.to_json())
+
+    if initial_epoch < config.epochs:
+        batches = AugmentedFaces(data.x_train, data.y_train, config.batch_size,
+                                 config.augment, seed=config.seed)
+        model.fit(
+            batches, epochs=config.epochs, initial_epoch=initial_epoch,
+            validation_data=(data.x_val, data.y_val), validation_batch_size=512,
+            verbose=1 if sys.stdout.isatty() else 2,
+            callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                       RunCheckpoint(out, best)])
+    summary = json.loads((out / CHECKPOINT_DIR / STATE_FILE).read_text())
+    plot_history(out / "history.csv", out / "curves.png")
+    summary.update({"best_model": str(out / "best.keras"), "history": str(out / "history.csv"),
+                    "curves": str(out / "curves.png")})
+    log(f"best val_accuracy {summary['best_score']:.4f}; model saved to {out / 'best.keras'}")
+    return summary
