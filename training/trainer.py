@@ -16,9 +16,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from models.errors import FervidError
 from models.mini_xception import build_mini_xception
 from models.preprocessing import normalise
-from training.augment import AugmentedFaces
+from training.augment import augmented_epoch
 from training.config import TrainConfig
 from training.data import Fer2013, load_fer2013, load_ferplus_votes, validation_mask
 from training.plots import plot_history
@@ -119,6 +120,28 @@ def read_resume_state(out: Path) -> dict | None:
     return json.loads(state_path.read_text())
 
 
+RECIPE_FIELDS = ("epochs", "batch_size", "width", "learning_rate", "weight_decay", "warmup_epochs",
+                 "label_smoothing", "ferplus_weight", "augment", "dropout", "validation_fraction",
+                 "seed", "limit", "workers")
+
+
+def check_resumable(out: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run that was started with a different recipe.
+
+    The learning-rate schedule is fixed when a run starts, so continuing it with, say, more
+    epochs would silently train at a learning rate of zero.
+    """
+    saved_path = out / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text())
+    current = json.loads(config.to_json())
+    changed = [f"{k} {saved.get(k)} -> {current[k]}" for k in RECIPE_FIELDS if saved.get(k) != current[k]]
+    if changed:
+        raise FervidError(f"{out} holds an interrupted run with other settings ({', '.join(changed)}); "
+                          "pass --fresh to start again or choose another --out")
+
+
 def train(config: TrainConfig, log=print) -> dict:
     """Train, resuming from ``config.out`` when it holds an interrupted run; return a summary."""
     out = Path(config.out)
@@ -130,6 +153,8 @@ def train(config: TrainConfig, log=print) -> dict:
         f"(backend {keras.backend.backend()}, width {config.width:g}, {config.epochs} epochs)")
 
     state = read_resume_state(out) if config.resume else None
+    if state:
+        check_resumable(out, config)
     if state and state["completed_epochs"] >= config.epochs:
         log(f"{out} already holds a finished run of {state['completed_epochs']} epochs")
         initial_epoch, best = state["completed_epochs"], state["best_score"]
@@ -145,14 +170,13 @@ def train(config: TrainConfig, log=print) -> dict:
     (out / "config.json").write_text(config.to_json())
 
     if initial_epoch < config.epochs:
-        batches = AugmentedFaces(data.x_train, data.y_train, config.batch_size,
-                                 config.augment, seed=config.seed)
-        model.fit(
-            batches, epochs=config.epochs, initial_epoch=initial_epoch,
-            validation_data=(data.x_val, data.y_val), validation_batch_size=512,
-            verbose=1 if sys.stdout.isatty() else 2,
-            callbacks=[keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-                       RunCheckpoint(out, best)])
+        callbacks = [keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                     RunCheckpoint(out, best)]
+        for epoch in range(initial_epoch, config.epochs):
+            x, y = augmented_epoch(data.x_train, data.y_train, epoch, config.augment, config.seed)
+            model.fit(x, y, batch_size=config.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                      validation_data=(data.x_val, data.y_val), validation_batch_size=512,
+                      shuffle=False, verbose=1 if sys.stdout.isatty() else 2, callbacks=callbacks)
     summary = json.loads((out / CHECKPOINT_DIR / STATE_FILE).read_text())
     plot_history(out / "history.csv", out / "curves.png")
     summary.update({"best_model": str(out / "best.keras"), "history": str(out / "history.csv"),

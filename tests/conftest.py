@@ -1,0 +1,45 @@
+"""Shared fixtures: paths to real media and data, the shipped classifier, one Ray per session."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+SHARED = REPO.parent / "shared" / "data"
+SAMPLE_CSV = DATA / "fer2013_sample.csv.gz"
+FERPLUS_SAMPLE = DATA / "fer2013new_sample.csv.gz"
+OBAMA = DATA / "obama.jpg"
+TWO_PEOPLE = REPO / "assets" / "two_people.jpg"
+SAMPLE_CLIP = REPO / "assets" / "short_hamilton_clip.mp4"
+
+
+def run_fervid(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real ``fervid`` command line in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "services.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    from models.classifier import EmotionClassifier
+
+    return EmotionClassifier.load()
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One real local Ray instance for the whole test session (it takes seconds to start)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
