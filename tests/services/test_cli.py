@@ -1,0 +1,75 @@
+"""The ``fervid`` command line, run as a real subprocess: JSON contracts and one-line errors."""
+import json
+
+import pytest
+
+from models.labels import EMOTIONS
+from tests.conftest import OBAMA, SAMPLE_CSV, SHARED, run_fervid
+
+FULL_FER = SHARED / "fer2013" / "fer2013_train_publictest.csv.gz"
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert result.stdout == ""
+
+
+def test_predict_json_finds_one_face_with_seven_probabilities():
+    result = run_fervid("predict", OBAMA, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # stdout holds exactly one JSON document
+    assert len(document) == 1 and document[0]["image"] == str(OBAMA)
+    (face,) = document[0]["faces"]
+    assert list(face["probabilities"]) == list(EMOTIONS)
+    assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
+    assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
+    assert len(face["box"]) == 4
+
+
+def test_predict_text_file_is_a_one_line_error(tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture")
+    assert_one_line_error(run_fervid("predict", text, "--json"), "not an image", "notes.jpg")
+
+
+def test_predict_missing_model_is_a_one_line_error(tmp_path):
+    assert_one_line_error(run_fervid("predict", OBAMA, "--model", tmp_path / "gone.keras"),
+                          "model file", "not found")
+
+
+def test_evaluate_json_structure_on_the_sample(tmp_path):
+    png = tmp_path / "confusion.png"
+    result = run_fervid("evaluate", "--data", SAMPLE_CSV, "--split", "PublicTest", "--json",
+                        "--confusion-png", png)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 80 and 0 <= report["accuracy"] <= 1
+    assert list(report["per_class"]) == list(EMOTIONS)
+    assert len(report["confusion"]) == 7 and all(len(row) == 7 for row in report["confusion"])
+    assert sum(map(sum, report["confusion"])) == 80
+    assert png.stat().st_size > 1000
+
+
+def test_evaluate_truncated_csv_names_the_problem(tmp_path):
+    cut = tmp_path / "cut.csv"
+    cut.write_text("emotion,pixels,Usage\n0,1 2 3")
+    assert_one_line_error(run_fervid("evaluate", "--data", cut), "cut.csv:2", "expected 3 columns")
+
+
+def test_train_bad_flags_are_one_line_errors():
+    assert_one_line_error(run_fervid("train", "--data", SAMPLE_CSV, "--epochs", "0"), "--epochs")
+
+
+@pytest.mark.skipif(not FULL_FER.is_file(), reason="shared FER2013 data is not beside the repo")
+def test_shipped_model_reaches_66_percent_on_publictest():
+    """The model card's figure, measured by the project's own command on unseen data."""
+    result = run_fervid("evaluate", "--data", FULL_FER, "--split", "PublicTest", "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 3589
+    assert report["accuracy"] >= 0.66
