@@ -68,6 +68,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from training.distributed import train_distributed
 
         summary = train_distributed(config)
+        print(f"best val_accuracy {summary['best_score']:.4f} after {summary['completed_epochs']} "
+              f"epoch(s) on {config.workers} workers; model saved to {summary['best_model']}",
+              file=sys.stderr)
     else:
         from training.trainer import train
 
