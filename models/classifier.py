@@ -87,9 +87,3 @@ class EmotionClassifier:
         if self.flip_average:
             out = (out[:n] + out[n:]) / 2.0
         return out / out.sum(axis=1, keepdims=True)
-
-    def warm_up(self) -> None:
-        """Trace every padded batch size now, so the first real frames are not slow."""
-        for size in BATCH_BUCKETS:
-            self.predict(np.zeros((size if not self.flip_average else max(1, size // 2),
-                                   FACE_SIZE, FACE_SIZE), dtype=np.uint8))
