@@ -8,6 +8,7 @@ import os as _os
 
 # TensorFlow 2.21's oneDNN kernels intermittently corrupted the heap ("free(): invalid size",
 # SIGABRT) while training Mini-Xception on this project's 2-core CI machines; with them off,
-# repeated runs were clean. Set before any module imports TensorFlow; an explicit setting wins.
+# repeated runs were clean. This is the one place fervid sets TensorFlow environment defaults:
+# `training` and `services` import this package first, before Keras loads. An explicit setting wins.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

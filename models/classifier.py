@@ -7,7 +7,6 @@ and never again, whatever number of faces a frame (or a batch across streams) ho
 """
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
@@ -50,7 +49,6 @@ class EmotionClassifier:
             raise ModelLoadError(f"model file {path} not found")
         if not zipfile.is_zipfile(path):
             raise ModelLoadError(f"model file {path} is not a Keras .keras archive (corrupt or truncated)")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import keras
 
         try:

@@ -30,14 +30,13 @@ HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
 def _worker_loop(params: dict) -> None:
     """Runs in every Ray Train worker (TensorFlow backend, TF_CONFIG set by Ray)."""
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import numpy as np
     import ray.train
     import tensorflow as tf
 
     from training.augment import augmented_epoch
-    from training.trainer import build_optimizer, prepare_data
+    from training.trainer import build_optimizer, prepare_data, save_inference_model
     from models.mini_xception import build_mini_xception
 
     config = TrainConfig(**{**params, "data": Path(params["data"]), "out": Path(params["out"]),
@@ -116,9 +115,7 @@ def _worker_loop(params: dict) -> None:
             if rank == 0:  # one copy of the (identical) replicas is enough
                 folder_path = Path(folder)
                 model.save(folder_path / "last.keras")
-                best = keras.models.clone_model(model)
-                best.set_weights(best_weights)
-                best.save(folder_path / "best.keras")
+                save_inference_model(model, folder_path / "best.keras", best_weights)
                 np.savez(folder_path / "optimizer.npz", *[v.numpy() for v in optimizer.variables])
                 (folder_path / "state.json").write_text(json.dumps({
                     "completed_epochs": epoch + 1, "best_score": best_score, "history": history}))

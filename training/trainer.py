@@ -91,7 +91,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         score = float(logs.get(self.monitor, -math.inf))
         if score > self.best_score:
             self.best_score = score
-            _atomic_save(self.model, self.out / "best.keras", include_optimizer=False)
+            save_inference_model(self.model, self.out / "best.keras")
         checkpoints = self.out / CHECKPOINT_DIR
         checkpoints.mkdir(parents=True, exist_ok=True)
         _atomic_save(self.model, checkpoints / TRAIN_STATE_MODEL)
@@ -101,15 +101,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         tmp.replace(checkpoints / STATE_FILE)
 
 
-def _atomic_save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None:
+def _atomic_save(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(path.stem + ".tmp.keras")
-    if not include_optimizer:
-        # The shipped model needs no optimizer state; an uncompiled copy keeps the file small.
-        weights = model.get_weights()
-        model = keras.models.clone_model(model)
-        model.set_weights(weights)
     model.save(tmp)
     tmp.replace(path)
+
+
+def save_inference_model(model: keras.Model, path: Path, weights: list | None = None) -> None:
+    """Save an uncompiled copy of ``model`` (with ``weights`` if given) for ``EmotionClassifier``.
+
+    The shipped model needs no optimizer state; leaving it out keeps the file small.
+    """
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights() if weights is None else weights)
+    _atomic_save(copy, path)
 
 
 def read_resume_state(out: Path) -> dict | None:
@@ -155,13 +160,11 @@ def train(config: TrainConfig, log=print) -> dict:
     state = read_resume_state(out) if config.resume else None
     if state:
         check_resumable(out, config)
-    if state and state["completed_epochs"] >= config.epochs:
-        log(f"{out} already holds a finished run of {state['completed_epochs']} epochs")
         initial_epoch, best = state["completed_epochs"], state["best_score"]
-        model = keras.models.load_model(out / CHECKPOINT_DIR / TRAIN_STATE_MODEL)
-    elif state:
-        initial_epoch, best = state["completed_epochs"], state["best_score"]
-        log(f"resuming from epoch {initial_epoch} (best val_accuracy so far {best:.4f})")
+        if initial_epoch >= config.epochs:
+            log(f"{out} already holds a finished run of {initial_epoch} epochs")
+        else:
+            log(f"resuming from epoch {initial_epoch} (best val_accuracy so far {best:.4f})")
         model = keras.models.load_model(out / CHECKPOINT_DIR / TRAIN_STATE_MODEL)
     else:
         initial_epoch, best = 0, -math.inf
