@@ -63,6 +63,19 @@ class EmotionClassifier:
                                  f"output {out_shape}; expected (48, 48, 1) -> ({NUM_CLASSES},)")
         return cls(model, flip_average=flip_average, path=path)
 
+    def warm_up(self, max_batch: int = BATCH_BUCKETS[-1]) -> list[int]:
+        """Trace every padded batch size up to the one holding ``max_batch`` crops.
+
+        A long-running service calls this at start-up so that the first live batch of each size
+        does not stall its stream while the backend compiles. Returns the sizes traced.
+        """
+        rows = max(1, max_batch) * (2 if self.flip_average else 1)  # flipping doubles the rows
+        limit = bucket_for(min(rows, BATCH_BUCKETS[-1]))
+        sizes = [size for size in BATCH_BUCKETS if size <= limit]
+        for size in sizes:
+            self.model.predict_on_batch(np.zeros((size, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32))
+        return sizes
+
     def predict(self, crops: np.ndarray) -> np.ndarray:
         """Probabilities (N x 7, float32, rows sum to 1) for N uint8 crops of 48x48."""
         crops = np.asarray(crops)

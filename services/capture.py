@@ -1,0 +1,232 @@
+"""CaptureActor: one per stream; reads frames and drives each through the pipeline.
+
+For every frame it puts the image in the object store once and submits the whole chain at
+once: ``detect`` on a pool detector, ``classify`` on the inference actor (which receives only
+the detection), ``publish`` (which receives the frame ref only to encode it when watched).
+Ray forwards results between the actors; this actor only waits for the end of each chain.
+
+Backpressure: at most ``max_in_flight`` frames of this stream are in the pipeline. A live
+source (camera, URL, or a paced file) never waits: while the pipeline is full the newest frame
+waits in a single slot, and the one it replaces is counted as dropped (stage ``capture``). An
+unpaced file instead waits for room, so it is read exactly as fast as it is processed.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import zlib
+from collections import Counter, deque
+from dataclasses import dataclass
+
+import numpy as np
+import ray
+
+from services.config import CaptureConfig, StreamConfig
+from services.frame_source import CapturedFrame, FrameSource, StreamState
+from services.runtime import Telemetry
+from services.sources import parse_source
+
+GAUGE_INTERVAL_S = 0.5
+FPS_WINDOW_S = 2.0
+
+
+@dataclass
+class _InFlight:
+    seq: int
+    frame_ref: ray.ObjectRef
+    detect_ref: ray.ObjectRef
+    infer_ref: ray.ObjectRef
+    detector: int
+
+
+@ray.remote
+class CaptureActor:
+    KIND = "capture"
+
+    def __init__(self, stream: StreamConfig, capture: CaptureConfig, detectors: list, inference: list,
+                 publisher, metrics_actor=None):
+        self._stream = stream
+        self._name = stream.name
+        self._spec = parse_source(stream.source, check_exists=False)
+        self._max_in_flight = capture.max_in_flight
+        self._telemetry = Telemetry(metrics_actor)
+        self._restarted = self._telemetry.report_restart_if_any(self.KIND)
+        self._detectors = list(detectors)
+        self._inference = list(inference)
+        self._publisher = publisher
+        # Continue numbering after the last frame the publisher sent for this stream (zero for
+        # a new stream), so after a restart subscribers see a gap, never numbers going backwards.
+        try:
+            first_seq = int(ray.get(publisher.last_seq.remote(self._name), timeout=10))
+        except Exception:
+            first_seq = 0
+        self._source = FrameSource(
+            self._spec, loop=stream.loop, pace=stream.pace, fps=stream.fps,
+            reconnect_initial_s=capture.reconnect_initial_s, reconnect_max_s=capture.reconnect_max_s,
+            open_timeout_s=capture.open_timeout_s, read_timeout_s=capture.read_timeout_s,
+            first_seq=first_seq)
+        self._realtime = self._spec.kind.is_live or stream.pace
+        self._cond = threading.Condition()
+        self._in_flight: dict[ray.ObjectRef, _InFlight] = {}
+        self._waiting: CapturedFrame | None = None
+        self._round_robin = zlib.crc32(self._name.encode())
+        self._captured = 0
+        self._processed = 0
+        self._faces = 0
+        self._dropped: Counter[str] = Counter()
+        self._latencies: deque[float] = deque(maxlen=300)
+        self._capture_times: deque[float] = deque(maxlen=512)
+        self._reconnects_reported = 0
+        self._last_seq = first_seq
+        self._started_at = time.time()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name=f"read-{self._name}", daemon=True)
+        self._completer = threading.Thread(target=self._complete_loop, name=f"done-{self._name}", daemon=True)
+        self._reader.start()
+        self._completer.start()
+
+    # -- reading and submitting ---------------------------------------------------------------
+    def _read_loop(self) -> None:
+        for frame in self._source.frames(self._stop):
+            self._captured += 1
+            self._capture_times.append(time.monotonic())
+            self._telemetry.buffer.inc("fervid_frames_captured_total", stream=self._name)
+            with self._cond:
+                if not self._realtime:
+                    while len(self._in_flight) >= self._max_in_flight and not self._stop.is_set():
+                        self._cond.wait(0.1)
+                if len(self._in_flight) < self._max_in_flight:
+                    self._submit(frame)
+                else:
+                    if self._waiting is not None:
+                        self._count_drop("capture")
+                    self._waiting = frame
+        with self._cond:
+            self._cond.notify_all()
+
+    def _pick_detector(self) -> int:
+        """The detector with the fewest of this stream's frames, rotating among equals."""
+        busy = Counter(entry.detector for entry in self._in_flight.values())
+        n = len(self._detectors)
+        self._round_robin += 1
+        order = [(self._round_robin + k) % n for k in range(n)]
+        return min(order, key=lambda index: busy[index])
+
+    def _submit(self, frame: CapturedFrame) -> None:
+        """Put the frame in the object store and submit its whole chain (caller holds the lock)."""
+        image: np.ndarray = frame.image
+        height, width = image.shape[:2]
+        meta = {"stream": self._name, "seq": frame.seq, "ts_capture": frame.ts_capture,
+                "width": int(width), "height": int(height), "fps": round(self._fps(), 2)}
+        frame_ref = ray.put(image)
+        index = self._pick_detector()
+        detect_ref = self._detectors[index].detect.remote(frame_ref)
+        inference = self._inference[zlib.crc32(self._name.encode()) % len(self._inference)]
+        infer_ref = inference.classify.remote(detect_ref)
+        publish_ref = self._publisher.publish.remote(meta, detect_ref, infer_ref, [frame_ref])
+        self._in_flight[publish_ref] = _InFlight(frame.seq, frame_ref, detect_ref, infer_ref, index)
+        self._last_seq = frame.seq
+        self._cond.notify_all()
+
+    # -- completing ---------------------------------------------------------------------------
+    def _complete_loop(self) -> None:
+        last_gauges = 0.0
+        while not (self._stop.is_set() and not self._in_flight):
+            now = time.monotonic()
+            if now - last_gauges >= GAUGE_INTERVAL_S:
+                self._update_gauges()
+                last_gauges = now
+            with self._cond:
+                if not self._in_flight:
+                    self._cond.wait(0.2)
+                    continue
+                refs = list(self._in_flight)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=0.2)
+            for ref in ready:
+                self._finish(ref)
+        self._update_gauges()
+
+    def _finish(self, ref: ray.ObjectRef) -> None:
+        entry = self._in_flight[ref]
+        try:
+            result = ray.get(ref)
+        except Exception:
+            self._count_drop(self._failed_stage(entry))
+        else:
+            if result is None:
+                self._count_drop("publish")
+            else:
+                self._processed += 1
+                self._faces += result["faces"]
+                self._latencies.append(result["latency"])
+        with self._cond:
+            del self._in_flight[ref]
+            if self._waiting is not None and not self._stop.is_set():
+                frame, self._waiting = self._waiting, None
+                self._submit(frame)
+            self._cond.notify_all()
+
+    @staticmethod
+    def _failed_stage(entry: _InFlight) -> str:
+        for stage, ref in (("detect", entry.detect_ref), ("infer", entry.infer_ref)):
+            try:
+                ray.get(ref, timeout=1)
+            except Exception:
+                return stage
+        return "publish"
+
+    def _count_drop(self, stage: str) -> None:
+        self._dropped[stage] += 1
+        self._telemetry.buffer.inc("fervid_frames_dropped_total", stream=self._name, stage=stage)
+
+    # -- reporting ----------------------------------------------------------------------------
+    def _fps(self) -> float:
+        now = time.monotonic()
+        recent = [t for t in self._capture_times if now - t <= FPS_WINDOW_S]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+    def _update_gauges(self) -> None:
+        b = self._telemetry.buffer
+        b.set("fervid_stream_up", 1.0 if self._source.state is StreamState.UP else 0.0, stream=self._name)
+        b.set("fervid_stream_fps", self._fps(), stream=self._name)
+        b.set("fervid_frames_in_flight", len(self._in_flight), stream=self._name)
+        new = self._source.reconnects - self._reconnects_reported
+        if new > 0:
+            b.inc("fervid_reconnects_total", new, stream=self._name)
+            self._reconnects_reported += new
+
+    def status(self) -> dict:
+        latencies = sorted(self._latencies)
+
+        def quantile(q: float) -> float | None:
+            return round(1000 * latencies[min(len(latencies) - 1, int(q * len(latencies)))], 1) if latencies else None
+
+        return {"name": self._name, "source": self._spec.display, "state": self._source.state.value,
+                "fps": round(self._fps(), 2), "frames_captured": self._captured,
+                "frames_processed": self._processed, "frames_dropped": sum(self._dropped.values()),
+                "dropped_by_stage": dict(self._dropped), "faces": self._faces,
+                "reconnects": self._source.reconnects, "last_error": self._source.last_error,
+                "latency_ms_p50": quantile(0.5), "latency_ms_p95": quantile(0.95),
+                "in_flight": len(self._in_flight), "last_seq": self._last_seq, "pid": os.getpid(),
+                "restarted": self._restarted, "uptime_s": round(time.time() - self._started_at, 1)}
+
+    def set_pipeline(self, detectors: list, inference: list, publisher) -> None:
+        """Use new actor handles (after the controller replaced an actor that could not restart)."""
+        with self._cond:
+            self._detectors, self._inference, self._publisher = list(detectors), list(inference), publisher
+
+    def stop(self, timeout_s: float = 5.0) -> dict:
+        """Stop reading, let frames in flight finish (up to ``timeout_s``), release the source."""
+        self._stop.set()
+        with self._cond:
+            self._waiting = None
+            self._cond.notify_all()
+        self._reader.join(timeout=timeout_s)
+        self._completer.join(timeout=timeout_s)
+        self._source.close()
+        self._telemetry.buffer.set("fervid_stream_up", 0.0, stream=self._name)
+        self._telemetry.close()
+        return self.status()

@@ -1,0 +1,221 @@
+"""The service's one configuration: a YAML file validated by pydantic.
+
+Every setting that matters has a key here, unknown keys are errors that name the key (a typo
+must not silently fall back to a default), and the defaults bind only to 127.0.0.1. Relative
+file paths in a config file are resolved against the file's own folder, so a config can be
+started from any working directory.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from models.errors import FervidError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CLIP = REPO_ROOT / "assets" / "short_hamilton_clip.mp4"
+STREAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Stream names become ZMQ topics, Prometheus label values and actor names: keep them plain."""
+
+
+class ConfigError(FervidError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StreamConfig(_Strict):
+    """One camera or video: what to read and how."""
+
+    name: Annotated[str, Field(pattern=STREAM_NAME_PATTERN)]
+    source: str | int = Field(description="file path, rtsp:// or http(s):// URL, or a device index")
+    loop: bool = Field(False, description="files only: start again at the end")
+    pace: bool = Field(True, description="files only: deliver frames at the file's fps "
+                                         "(false: as fast as the pipeline takes them, no drops)")
+    fps: Annotated[float, Field(gt=0, le=1000)] | None = Field(
+        None, description="pace files at this rate instead of the rate stored in the file")
+
+    @field_validator("source")
+    @classmethod
+    def _source_is_valid(cls, value: str | int) -> str | int:
+        from services.sources import parse_source
+
+        parse_source(value)  # raises ValueError with a message naming the problem
+        return value
+
+
+class CaptureConfig(_Strict):
+    """Settings shared by every capture actor."""
+
+    max_in_flight: Annotated[int, Field(ge=1, le=64)] = 2
+    reconnect_initial_s: Annotated[float, Field(gt=0)] = 0.5
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 10.0
+    open_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    read_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    num_cpus: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> "CaptureConfig":
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_initial_s")
+        return self
+
+
+class DetectorConfig(_Strict):
+    """The Haar detector pool (CPU)."""
+
+    pool_size: Annotated[int, Field(ge=1, le=1024)] | None = Field(
+        None, description="detector actors; default: the cluster's CPUs minus what other actors reserve")
+    num_cpus: Annotated[float, Field(gt=0)] = 1.0
+    scale_factor: Annotated[float, Field(gt=1.0, le=2.0)] = 1.1
+    min_neighbors: Annotated[int, Field(ge=0, le=50)] = 5
+    min_size: Annotated[int, Field(ge=8, le=4096)] = 30
+    downscale: Annotated[float, Field(gt=0, le=1.0)] = 1.0
+
+
+class InferenceConfig(_Strict):
+    """The batched Mini-Xception actors: one per GPU, or one on CPU when there is none."""
+
+    model: Path | None = Field(None, description=".keras weights; default: the shipped model")
+    max_batch: Annotated[int, Field(ge=1, le=256)] = 64
+    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 10.0
+    flip_average: bool = False
+    actors: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None, description="inference actors; default: one per GPU in the cluster, or 1")
+    num_gpus: Annotated[float, Field(ge=0, le=8)] | None = Field(
+        None, description="GPUs reserved per actor (fractions allowed); default: 1 when the cluster has GPUs")
+    num_cpus: Annotated[float, Field(ge=0)] = 0.0
+
+
+class PublisherConfig(_Strict):
+    """The ZMQ publisher that monitors subscribe to."""
+
+    endpoint: str = "tcp://127.0.0.1:5556"
+    jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 80
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_is_tcp(cls, value: str) -> str:
+        if not re.fullmatch(r"tcp://[^\s:/]+:\d{1,5}", value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
+            raise ValueError(f"endpoint must look like tcp://HOST:PORT, got {value!r}")
+        return value
+
+
+class MetricsConfig(_Strict):
+    """The Prometheus endpoint (``http://HOST:PORT/metrics``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 9108
+
+
+class RayConfig(_Strict):
+    """Where the service runs: an existing cluster, or a local Ray started for it."""
+
+    address: str | None = Field(None, description="'auto', HOST:PORT or ray://HOST:PORT; none: embedded Ray")
+    num_cpus: Annotated[int, Field(ge=1)] | None = Field(None, description="embedded Ray only")
+    max_restarts: Annotated[int, Field(ge=-1)] = Field(-1, description="per actor; -1 = unlimited")
+
+
+class ServiceConfig(_Strict):
+    """Everything ``fervid up`` needs."""
+
+    streams: list[StreamConfig] = Field(default_factory=lambda: [default_stream()])
+    capture: CaptureConfig = CaptureConfig()
+    detector: DetectorConfig = DetectorConfig()
+    inference: InferenceConfig = InferenceConfig()
+    publisher: PublisherConfig = PublisherConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    ray: RayConfig = RayConfig()
+    status_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    duration_s: Annotated[float, Field(gt=0)] | None = Field(None, description="stop after this long")
+
+    @field_validator("streams")
+    @classmethod
+    def _unique_names(cls, streams: list[StreamConfig]) -> list[StreamConfig]:
+        seen: set[str] = set()
+        for stream in streams:
+            if stream.name in seen:
+                raise ValueError(f"duplicate stream name {stream.name!r}")
+            seen.add(stream.name)
+        return streams
+
+
+def default_stream() -> StreamConfig:
+    """The bundled sample clip, looped and paced like a live camera."""
+    return StreamConfig(name="sample", source=str(SAMPLE_CLIP), loop=True)
+
+
+def format_validation_error(error: ValidationError, origin: str) -> str:
+    """One line naming the first offending key (and how many other problems there are)."""
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key {location!r}"
+    else:
+        message = f"{location}: {first['msg'].removeprefix('Value error, ')}"
+    others = error.error_count() - 1
+    suffix = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
+    return f"{origin}: {message}{suffix}"
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    """Make relative file sources and model paths relative to the config file's folder."""
+    for stream in raw.get("streams") or []:
+        if isinstance(stream, dict) and isinstance(stream.get("source"), str):
+            source = stream["source"].strip()
+            if source.startswith("file://"):
+                source = source[len("file://"):]
+            elif source.isdigit() or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
+                continue  # a device index or a URL
+            path = Path(source).expanduser()
+            if not path.is_absolute():
+                stream["source"] = str((base / path).resolve())
+    inference = raw.get("inference")
+    if isinstance(inference, dict) and isinstance(inference.get("model"), str):
+        model = Path(inference["model"])
+        if not model.is_absolute():
+            inference["model"] = str((base / model).resolve())
+    return raw
+
+
+def parse_config(raw: object, origin: str = "config", base: Path | None = None) -> ServiceConfig:
+    """Validate an already-parsed document (a dict from YAML or JSON)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    if base is not None:
+        raw = _resolve_paths(raw, base)
+    try:
+        return ServiceConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+
+
+def load_config(path: str | Path | None) -> ServiceConfig:
+    """Read and validate a YAML config; ``None`` gives the defaults (the bundled sample clip)."""
+    if path is None:
+        return ServiceConfig()
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"config file {path}{where}: {problem}") from None
+    return parse_config(raw, origin=f"config file {path}", base=path.parent.resolve())

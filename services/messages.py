@@ -1,0 +1,131 @@
+"""The ZMQ wire format between the publisher and monitors (design.md, "Interfaces").
+
+A message is three frames: ``[stream name, JSON header, JPEG bytes]``; the JPEG may be empty.
+Nothing is pickled. ``decode_message`` is what every subscriber uses: it rejects oversize and
+malformed messages with ``MessageError`` rather than trusting what came off the network.
+No Ray or Qt imports here, so the GUI can use it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+from models.errors import FervidError
+from models.labels import EMOTIONS
+
+MAX_HEADER_BYTES = 256 * 1024
+MAX_JPEG_BYTES = 32 * 1024 * 1024
+MAX_FACES = 1024
+
+
+class MessageError(FervidError):
+    """A received message does not follow the wire format."""
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    box: tuple[int, int, int, int]
+    emotion: str
+    confidence: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {"box": list(self.box), "emotion": self.emotion, "confidence": self.confidence,
+                "probabilities": dict(self.probabilities)}
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    stream: str
+    seq: int
+    ts_capture: float
+    ts_publish: float
+    width: int
+    height: int
+    fps: float
+    faces: list[FaceRecord] = field(default_factory=list)
+    jpeg: bytes = b""
+
+    def header(self) -> dict:
+        return {"stream": self.stream, "seq": self.seq, "ts_capture": self.ts_capture,
+                "ts_publish": self.ts_publish, "width": self.width, "height": self.height,
+                "fps": self.fps, "faces": [face.to_dict() for face in self.faces]}
+
+
+def encode_message(message: StreamMessage) -> list[bytes]:
+    header = json.dumps(message.header(), separators=(",", ":"), allow_nan=False).encode()
+    return [message.stream.encode(), header, message.jpeg]
+
+
+def _number(header: dict, key: str, kind: type) -> float | int:
+    value = header.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MessageError(f"header field {key!r} must be a number")
+    if kind is int:
+        if not isinstance(value, int):
+            raise MessageError(f"header field {key!r} must be an integer")
+        return value
+    if not math.isfinite(value):
+        raise MessageError(f"header field {key!r} must be finite")
+    return float(value)
+
+
+def _face(raw: object) -> FaceRecord:
+    if not isinstance(raw, dict):
+        raise MessageError("each face must be an object")
+    box = raw.get("box")
+    if (not isinstance(box, list) or len(box) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+        raise MessageError("face box must be four integers")
+    probabilities = raw.get("probabilities")
+    if not isinstance(probabilities, dict) or set(probabilities) != set(EMOTIONS):
+        raise MessageError("face probabilities must name the seven classes")
+    probs = {}
+    for name in EMOTIONS:
+        p = probabilities[name]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise MessageError(f"probability of {name!r} must be in [0, 1]")
+        probs[name] = float(p)
+    emotion = raw.get("emotion")
+    if emotion not in EMOTIONS:
+        raise MessageError(f"unknown emotion {emotion!r}")
+    confidence = raw.get("confidence")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
+        raise MessageError("face confidence must be in [0, 1]")
+    return FaceRecord(tuple(box), emotion, float(confidence), probs)
+
+
+def decode_message(frames: list[bytes]) -> StreamMessage:
+    """Parse and validate one received multipart message."""
+    if len(frames) != 3:
+        raise MessageError(f"expected 3 message frames, got {len(frames)}")
+    topic, header_bytes, jpeg = (bytes(f) for f in frames)
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        raise MessageError(f"header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES}")
+    if len(jpeg) > MAX_JPEG_BYTES:
+        raise MessageError(f"image of {len(jpeg)} bytes exceeds {MAX_JPEG_BYTES}")
+    if jpeg and not jpeg.startswith(b"\xff\xd8"):
+        raise MessageError("image frame is not a JPEG")
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MessageError(f"header is not JSON: {exc.__class__.__name__}") from None
+    if not isinstance(header, dict):
+        raise MessageError("header must be a JSON object")
+    try:
+        stream = topic.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MessageError("topic is not UTF-8") from None
+    if header.get("stream") != stream:
+        raise MessageError("header stream does not match the topic")
+    width, height = _number(header, "width", int), _number(header, "height", int)
+    if not (0 < width <= 32768 and 0 < height <= 32768):
+        raise MessageError("frame size out of range")
+    faces = header.get("faces")
+    if not isinstance(faces, list) or len(faces) > MAX_FACES:
+        raise MessageError("faces must be a list of at most %d entries" % MAX_FACES)
+    return StreamMessage(
+        stream=stream, seq=_number(header, "seq", int), ts_capture=_number(header, "ts_capture", float),
+        ts_publish=_number(header, "ts_publish", float), width=width, height=height,
+        fps=_number(header, "fps", float), faces=[_face(f) for f in faces], jpeg=jpeg)

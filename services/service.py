@@ -1,0 +1,156 @@
+"""The driver side of the service: connect to Ray, start or find the controller, stop cleanly.
+
+``fervid up`` and the tests start a service through ``start_service``; ``fervid attach``,
+``detach`` and ``status`` find the running controller by name with ``find_controller``. Errors
+that the user can fix become ``FervidError`` with one line of text.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from urllib.parse import urlsplit
+
+import ray
+
+from models.errors import FervidError
+from services.config import ServiceConfig
+from services.runtime import CONTROLLER_NAME, NAMESPACE
+
+
+class NoServiceError(FervidError):
+    """No fervid service runs where we looked."""
+
+
+def unwrap(ref, timeout: float | None = None):
+    """``ray.get`` that turns a ``FervidError`` raised inside an actor into the same error here."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, FervidError):
+            raise type(cause)(str(cause)) from None
+        raise
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast for a HOST:PORT nobody listens on (ray.init would retry for minutes)."""
+    if address == "auto":
+        return
+    target = urlsplit(address if "://" in address else f"tcp://{address}")
+    if not target.hostname or not target.port:
+        raise FervidError(f"Ray address {address!r} must be 'auto', HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((target.hostname, target.port), timeout=3):
+            pass
+    except OSError as exc:
+        raise NoServiceError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Join the cluster at ``address``, or start an embedded Ray when it is ``None``.
+
+    Returns True when this process started Ray (and so must shut it down).
+    """
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "namespace": NAMESPACE}
+    if address is None:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+        return True
+    _check_reachable(address)
+    try:
+        ray.init(address=address, **quiet)
+    except ConnectionError as exc:
+        raise NoServiceError(f"no Ray cluster at {address}: {str(exc).splitlines()[0][:200]}") from None
+    return False
+
+
+def find_controller():
+    """The running service's controller, or ``NoServiceError``."""
+    try:
+        return ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+    except ValueError:
+        raise NoServiceError("no fervid service is running in this Ray cluster (start one with `fervid up`)") from None
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports(config: ServiceConfig) -> None:
+    """Refuse to start when the metrics or ZMQ port is taken (checked before Ray starts)."""
+    if config.metrics.enabled and not _port_free(config.metrics.host, config.metrics.port):
+        raise FervidError(f"metrics port {config.metrics.host}:{config.metrics.port} is already in use "
+                          "(set metrics.port in the config)")
+    host, port = config.publisher.endpoint[len("tcp://"):].rsplit(":", 1)
+    if host != "*" and not _port_free(host, int(port)):
+        raise FervidError(f"ZMQ endpoint {config.publisher.endpoint} is already in use "
+                          "(set publisher.endpoint in the config)")
+
+
+def start_service(config: ServiceConfig):
+    """Create the controller (named, detached) on this node and start the pipeline."""
+    from services.controller import Controller
+
+    try:
+        find_controller()
+    except NoServiceError:
+        pass
+    else:
+        raise FervidError("a fervid service is already running in this Ray cluster "
+                          "(use `fervid attach`/`fervid status`, or stop it first)")
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node_id = ray.get_runtime_context().get_node_id()
+    controller = Controller.options(
+        name=CONTROLLER_NAME, namespace=NAMESPACE, lifetime="detached", num_cpus=0,
+        max_restarts=config.ray.max_restarts, max_concurrency=16,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)).remote(config, node_id)
+    try:
+        unwrap(controller.start.remote())
+    except BaseException:
+        stop_service(controller)
+        raise
+    return controller
+
+
+def stop_service(controller, timeout_s: float = 60.0) -> None:
+    """Stop every stream and actor, close the sockets, remove the controller."""
+    try:
+        ray.get(controller.shutdown.remote(), timeout=timeout_s)
+    except Exception:
+        pass
+    try:
+        ray.kill(controller, no_restart=True)
+    except Exception:
+        pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the name is released asynchronously
+        try:
+            ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+        except ValueError:
+            return
+        time.sleep(0.1)
+
+
+def format_status_line(stream: dict) -> str:
+    """One line per stream for ``fervid up`` and ``fervid status``."""
+    parts = [f"{stream['name']}: {stream.get('state', '?')}"]
+    if stream.get("fps") is not None:
+        parts.append(f"{stream['fps']:.1f} fps")
+    for key, label in (("frames_processed", "processed"), ("frames_dropped", "dropped"), ("faces", "faces"),
+                       ("reconnects", "reconnects")):
+        if stream.get(key) is not None:
+            parts.append(f"{stream[key]} {label}")
+    if stream.get("latency_ms_p50") is not None:
+        parts.append(f"latency p50 {stream['latency_ms_p50']:.0f} ms p95 {stream['latency_ms_p95']:.0f} ms")
+    if stream.get("last_error") and stream.get("state") != "up":
+        parts.append(f"({stream['last_error']})")
+    return ", ".join(parts)

@@ -1,0 +1,253 @@
+"""The real service on a real Ray: three streams of the sample clip, ZMQ out, /metrics scraped.
+
+One service runs for the whole module (starting actors costs seconds on this box); each test
+checks one promise against it, including surviving SIGKILLed actors and a vanishing source.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from models.labels import EMOTIONS
+from tests.conftest import SAMPLE_CLIP, run_fervid
+from tests.services.service_helpers import Subscriber, free_port, sample_value, scrape, wait_for
+
+STREAMS = ("cam0", "cam1", "cam2")
+
+
+@pytest.fixture(scope="module")
+def service(ray_session):
+    from services.config import parse_config
+    from services.service import start_service, stop_service
+
+    ports = {"zmq": free_port(), "metrics": free_port()}
+    config = parse_config({
+        "streams": [{"name": name, "source": str(SAMPLE_CLIP), "loop": True} for name in STREAMS],
+        "publisher": {"endpoint": f"tcp://127.0.0.1:{ports['zmq']}"},
+        "metrics": {"port": ports["metrics"]},
+        "inference": {"max_wait_ms": 40},
+        "capture": {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0},
+    })
+    controller = start_service(config)
+    info = {"controller": controller, "endpoint": config.publisher.endpoint, "metrics_port": ports["metrics"],
+            "address": ray_session.get_runtime_context().gcs_address}
+    wait_for(lambda: all(s.get("frames_processed", 0) > 5 for s in status(info)["streams"]), 120,
+             what="every stream to process frames")
+    yield info
+    stop_service(controller)
+
+
+def status(service) -> dict:
+    import ray
+
+    return ray.get(service["controller"].status.remote(), timeout=30)
+
+
+def stream_status(service, name: str) -> dict:
+    return next(s for s in status(service)["streams"] if s["name"] == name)
+
+
+def processed(service) -> dict[str, int]:
+    return {s["name"]: s.get("frames_processed", 0) for s in status(service)["streams"]}
+
+
+def test_subscriber_gets_in_order_valid_messages_for_every_stream(service):
+    subscriber = Subscriber(service["endpoint"])
+    try:
+        messages = subscriber.collect(8.0)
+    finally:
+        subscriber.close()
+    by_stream = {name: [m for m in messages if m.stream == name] for name in STREAMS}
+    faces = 0
+    for name, received in by_stream.items():
+        assert len(received) >= 10, f"{name}: only {len(received)} messages in 8 s"
+        seqs = [m.seq for m in received]
+        assert seqs == sorted(set(seqs)), f"{name}: messages out of order or repeated"
+        for message in received:
+            assert message.jpeg, "a watched stream must carry its JPEG frame"
+            image = cv2.imdecode(np.frombuffer(message.jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert image is not None and image.shape[:2] == (message.height, message.width)
+            assert message.ts_capture <= message.ts_publish
+            for face in message.faces:
+                x, y, w, h = face.box
+                assert 0 <= x and 0 <= y and w > 0 and h > 0
+                assert x + w <= message.width and y + h <= message.height
+                assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+                assert face.emotion == max(face.probabilities, key=face.probabilities.get)
+                assert face.emotion in EMOTIONS
+            faces += len(message.faces)
+    assert faces > 0, "the sample clip shows faces; none were published"
+
+
+def test_metrics_describe_every_stream_and_stage(service):
+    samples = scrape(service["metrics_port"])
+    for name in STREAMS:
+        assert sample_value(samples, "fervid_frames_captured_total", stream=name) > 0
+        assert sample_value(samples, "fervid_frames_processed_total", stream=name) > 0
+        assert sample_value(samples, "fervid_faces_total", stream=name) > 0
+        assert sample_value(samples, "fervid_latency_seconds_count", stream=name) > 0
+        assert sample_value(samples, "fervid_stream_up", stream=name) == 1.0
+        for stage in ("detect", "infer", "publish"):
+            assert sample_value(samples, "fervid_stage_seconds_count", stream=name, stage=stage) > 0
+        emotions = sum(sample_value(samples, "fervid_expressions_total", stream=name, emotion=e) for e in EMOTIONS)
+        assert emotions == sample_value(samples, "fervid_faces_total", stream=name)
+
+
+def test_inference_batches_faces_across_streams(service):
+    samples = scrape(service["metrics_port"])
+    total = sample_value(samples, "fervid_inference_batch_frames_count")
+    single = sample_value(samples, "fervid_inference_batch_frames_bucket", le="1.0")
+    assert total > 0
+    assert single < total, "no model call ever held frames from more than one call site"
+    faces_single = sample_value(samples, "fervid_inference_batch_size_bucket", le="1.0")
+    assert faces_single < sample_value(samples, "fervid_inference_batch_size_count")
+
+
+def test_unwatched_stream_frames_are_not_encoded(service):
+    """Only cam0 is watched: cam1's messages carry no JPEG (and cam0's do)."""
+    subscriber = Subscriber(service["endpoint"], topics=("cam0", "cam1"))
+    try:
+        messages = subscriber.collect(3.0)
+    finally:
+        subscriber.close()
+    assert any(m.stream == "cam0" and m.jpeg for m in messages)
+    watcher = Subscriber(service["endpoint"], topics=("cam2",))
+    probe = Subscriber(service["endpoint"], topics=("cam",))  # sees every stream: cam2 watched, others not
+    try:
+        time.sleep(0.5)
+        watcher.socket.close(linger=0)
+        probe.socket.setsockopt(zmq_unsubscribe(), b"cam")
+        probe.socket.setsockopt(zmq_subscribe(), b"cam1")
+        received = probe.collect(3.0)
+    finally:
+        watcher.context.term()
+        probe.close()
+    cam1 = [m for m in received if m.stream == "cam1"]
+    assert cam1 and all(m.jpeg for m in cam1)  # watched now: cam1 has a subscriber again
+
+
+def zmq_subscribe():
+    import zmq
+
+    return zmq.SUBSCRIBE
+
+
+def zmq_unsubscribe():
+    import zmq
+
+    return zmq.UNSUBSCRIBE
+
+
+def test_cli_status_attach_and_detach_at_run_time(service):
+    address = service["address"]
+    result = run_fervid("status", "--json", "--address", address, timeout=120)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {s["name"] for s in document["streams"]} >= set(STREAMS)
+
+    result = run_fervid("attach", str(SAMPLE_CLIP), "--name", "extra", "--loop", "--address", address, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "attached extra" in result.stdout
+    wait_for(lambda: stream_status(service, "extra").get("frames_processed", 0) > 3, 60,
+             what="the attached stream to flow")
+
+    duplicate = run_fervid("attach", str(SAMPLE_CLIP), "--name", "extra", "--address", address, timeout=120)
+    assert duplicate.returncode == 2
+    assert duplicate.stderr.strip().count("\n") == 0 and "already attached" in duplicate.stderr
+
+    unknown_source = run_fervid("attach", "/nonexistent/clip.mp4", "--name", "ghost", "--address", address,
+                                timeout=120)
+    assert unknown_source.returncode == 2
+    assert unknown_source.stderr.strip().count("\n") == 0 and "not an existing file" in unknown_source.stderr
+
+    result = run_fervid("detach", "extra", "--address", address, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "extra" not in {s["name"] for s in status(service)["streams"]}
+    samples = wait_for(lambda: (s := scrape(service["metrics_port"])) and
+                       sample_value(s, "fervid_frames_captured_total", stream="extra") == 0 and s, 10,
+                       what="the detached stream's series to disappear")
+    assert sample_value(samples, "fervid_frames_captured_total", stream="cam0") > 0
+
+    unknown = run_fervid("detach", "extra", "--address", address, timeout=120)
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().count("\n") == 0 and "no stream named 'extra'" in unknown.stderr
+
+
+def _pid_of(actor_name: str) -> int | None:
+    """The actor's process id, or None while Ray is restarting it."""
+    import ray
+
+    from services.runtime import NAMESPACE
+
+    try:
+        return ray.get(ray.get_actor(actor_name, namespace=NAMESPACE).pid.remote(), timeout=30)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        return None
+
+
+def test_sigkilled_detector_is_restarted_and_streams_resume(service):
+    before = processed(service)
+    pid = _pid_of("detector:0")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _pid_of("detector:0") not in (None, pid), 60, what="the detector to come back")
+    mark = processed(service)
+    wait_for(lambda: all(processed(service)[n] > mark[n] + 5 for n in STREAMS), 60,
+             what="every stream to keep flowing after the detector was killed")
+    assert all(processed(service)[n] > before[n] for n in STREAMS)
+    samples = wait_for(lambda: (s := scrape(service["metrics_port"])) and
+                       sample_value(s, "fervid_actor_restarts_total", kind="detector") >= 1 and s, 10,
+                       what="the restart to be counted")
+    assert sample_value(samples, "fervid_actor_restarts_total", kind="detector") >= 1
+
+
+def test_sigkilled_capture_is_restarted_and_numbering_continues(service):
+    subscriber = Subscriber(service["endpoint"], topics=("cam1",))
+    try:
+        before = [m.seq for m in subscriber.collect(2.0) if m.stream == "cam1"]
+        old = stream_status(service, "cam1")
+        os.kill(old["pid"], signal.SIGKILL)
+        wait_for(lambda: (s := stream_status(service, "cam1")).get("pid") not in (None, old["pid"])
+                 and s.get("frames_processed", 0) > 5, 60, what="cam1 to resume in a new process")
+        after = [m.seq for m in subscriber.collect(3.0) if m.stream == "cam1"]
+    finally:
+        subscriber.close()
+    assert before and after
+    assert min(after) > max(before), "sequence numbers went backwards after the restart"
+    assert stream_status(service, "cam1")["restarted"] is True
+    wait_for(lambda: sample_value(scrape(service["metrics_port"]), "fervid_actor_restarts_total",
+                                  kind="capture") >= 1, 10, what="the capture restart to be counted")
+
+
+def test_file_source_that_vanishes_and_returns_is_reopened(service, tmp_path):
+    import ray
+
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(SAMPLE_CLIP, clip)
+    ray.get(service["controller"].attach.remote(
+        {"name": "flaky", "source": str(clip), "loop": True, "fps": 150}), timeout=120)
+    try:
+        wait_for(lambda: stream_status(service, "flaky").get("state") == "up", 60, what="flaky to come up")
+        hidden = tmp_path / "hidden.mp4"
+        clip.rename(hidden)
+        down = wait_for(lambda: (s := stream_status(service, "flaky")).get("state") == "down" and s, 30,
+                        what="flaky to be reported down once the file is gone")
+        assert "cannot open" in down["last_error"]
+        mark = processed(service)
+        time.sleep(2.0)
+        others = processed(service)
+        assert all(others[n] > mark[n] for n in STREAMS), "other streams stalled while one source was down"
+        hidden.rename(clip)
+        back = wait_for(lambda: (s := stream_status(service, "flaky")).get("state") == "up" and s, 30,
+                        what="flaky to come back")
+        assert back["reconnects"] >= 1
+        wait_for(lambda: sample_value(scrape(service["metrics_port"]), "fervid_reconnects_total",
+                                      stream="flaky") >= 1, 10, what="the reconnect metric")
+    finally:
+        ray.get(service["controller"].detach.remote("flaky"), timeout=60)
