@@ -1,8 +1,10 @@
-# Two commands on a fresh machine: `make run` (the main job) and `make test` (the whole suite).
+# Two commands on a fresh machine: `make run` (the main job: the streaming service on the bundled
+# sample clip with an embedded Ray, for DURATION seconds or until Ctrl-C) and `make test` (the suite).
 # Both create .venv and install fervid with its CPU backend and test tools on first use.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+DURATION ?= 30
 STAMP := $(VENV)/.installed
 
 .PHONY: run test install clean
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/fervid predict assets/two_people.jpg
+	$(BIN)/fervid up --duration $(DURATION)
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest

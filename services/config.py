@@ -153,7 +153,9 @@ def default_stream() -> StreamConfig:
 
 def format_validation_error(error: ValidationError, origin: str) -> str:
     """One line naming the first offending key (and how many other problems there are)."""
-    first = error.errors()[0]
+    errors = error.errors()
+    # A misspelt key also makes the real key "missing": name the typo, which is the cause.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         message = f"unknown key {location!r}"

@@ -7,8 +7,10 @@ that the user can fix become ``FervidError`` with one line of text.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import ray
@@ -47,6 +49,27 @@ def _check_reachable(address: str) -> None:
         raise NoServiceError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+def _use_token_auth_for_explicit_address() -> None:
+    """Send this machine's Ray token to an explicitly addressed cluster too.
+
+    Ray enables token authentication by itself only for clusters it finds with ``auto``; for
+    ``HOST:PORT`` it expects ``RAY_AUTH_MODE=token``. fervid keeps authentication on: when a
+    token is available (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``)
+    and the user has not chosen a mode, use it.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+            or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+        try:  # Ray read its settings at import time: make it see the new mode (what ray.init does)
+            from ray._raylet import Config
+
+            Config.initialize("")
+        except Exception:
+            pass
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address``, or start an embedded Ray when it is ``None``.
 
@@ -59,6 +82,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
         return True
     _check_reachable(address)
+    if address != "auto":
+        _use_token_auth_for_explicit_address()
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as exc:
