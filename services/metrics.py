@@ -34,6 +34,8 @@ SERIES: dict[str, SeriesSpec] = {
     "fervid_frames_dropped_total": SeriesSpec(
         "counter", "Frames given up: stage=capture when the newest frame replaced a waiting one, "
                    "detect/infer/publish when that stage failed.", ("stream", "stage")),
+    "fervid_frames_encoded_total": SeriesSpec(
+        "counter", "Frames JPEG-encoded for subscribers (only watched streams are encoded).", ("stream",)),
     "fervid_faces_total": SeriesSpec("counter", "Faces found.", ("stream",)),
     "fervid_expressions_total": SeriesSpec("counter", "Faces by most likely expression.", ("stream", "emotion")),
     "fervid_latency_seconds": SeriesSpec("histogram", "Capture-to-publish latency of a frame.",

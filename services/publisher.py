@@ -110,6 +110,7 @@ class PublisherActor:
             frame = ray.get(frame_box[0])
             ok, encoded = cv2.imencode(".jpg", frame, self._quality)
             jpeg = encoded.tobytes() if ok else b""
+            self._telemetry.buffer.inc("fervid_frames_encoded_total", stream=stream)
         message = build_message(meta, detection.boxes, classification.probabilities, jpeg)
         try:
             self._socket.send_multipart(encode_message(message), zmq.NOBLOCK)
