@@ -168,21 +168,28 @@ def format_validation_error(error: ValidationError, origin: str) -> str:
 
 def _resolve_paths(raw: dict, base: Path) -> dict:
     """Make relative file sources and model paths relative to the config file's folder."""
-    for stream in raw.get("streams") or []:
+    streams = raw.get("streams")
+    for stream in streams if isinstance(streams, list) else []:  # validation reports other shapes
         if isinstance(stream, dict) and isinstance(stream.get("source"), str):
             source = stream["source"].strip()
             if source.startswith("file://"):
                 source = source[len("file://"):]
             elif source.isdigit() or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", source):
                 continue  # a device index or a URL
-            path = Path(source).expanduser()
-            if not path.is_absolute():
-                stream["source"] = str((base / path).resolve())
+            try:
+                path = Path(source).expanduser()
+                if not path.is_absolute():
+                    stream["source"] = str((base / path).resolve())
+            except (RuntimeError, ValueError):
+                continue  # unknown ~user or a NUL byte: validation names the key
     inference = raw.get("inference")
     if isinstance(inference, dict) and isinstance(inference.get("model"), str):
-        model = Path(inference["model"])
-        if not model.is_absolute():
-            inference["model"] = str((base / model).resolve())
+        try:
+            model = Path(inference["model"])
+            if not model.is_absolute():
+                inference["model"] = str((base / model).resolve())
+        except ValueError:
+            pass
     return raw
 
 

@@ -100,7 +100,10 @@ class DynamicBatcher:
                     future.set_exception(exc)
                 continue
             if self._on_batch:
-                self._on_batch(len(crops), len(batch), time.perf_counter() - start)
+                try:
+                    self._on_batch(len(crops), len(batch), time.perf_counter() - start)
+                except Exception:
+                    pass  # a metrics hiccup must not stop the batcher (and hang every caller)
             row = 0
             for item_crops, future, _ in batch:
                 future.set_result((probabilities[row:row + len(item_crops)], len(crops), len(batch)))
@@ -111,8 +114,11 @@ class DynamicBatcher:
             self._stopped = True
             self._cond.notify_all()
         self._thread.join(timeout=5)
-        while self._queue:
-            self._queue.popleft()[1].set_exception(RuntimeError("batcher stopped"))
+        with self._cond:
+            pending = list(self._queue)
+            self._queue.clear()
+        for _, future, _ in pending:
+            future.set_exception(RuntimeError("batcher stopped"))
 
 
 def limit_accelerator_memory() -> None:

@@ -109,7 +109,7 @@ def decode_message(frames: list[bytes]) -> StreamMessage:
         raise MessageError("image frame is not a JPEG")
     try:
         header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8/JSON, huge integers, deep nesting
         raise MessageError(f"header is not JSON: {exc.__class__.__name__}") from None
     if not isinstance(header, dict):
         raise MessageError("header must be a JSON object")

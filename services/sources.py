@@ -87,14 +87,24 @@ def parse_source(source: str | int, check_exists: bool = True) -> SourceSpec:
         if scheme not in _NETWORK_SCHEMES:
             raise ValueError(f"unsupported source scheme {scheme!r} in {redact_url(text)} "
                              "(use a file path, rtsp://, http:// or https://, or a device index)")
-        if not urlsplit(text).hostname:
+        try:
+            parts = urlsplit(text)
+            _ = parts.port  # raises ValueError when out of range
+        except ValueError:
+            raise ValueError(f"source URL {redact_url(text)} is malformed (bad port?)") from None
+        if not parts.hostname:
             raise ValueError(f"source URL {redact_url(text)} has no host")
         return SourceSpec(_NETWORK_SCHEMES[scheme], text)
     return _file_source(text, check_exists)
 
 
 def _file_source(path_text: str, check_exists: bool = True) -> SourceSpec:
-    path = Path(path_text).expanduser()
+    if "\0" in path_text:
+        raise ValueError("source path contains a NUL byte")
+    try:
+        path = Path(path_text).expanduser()
+    except RuntimeError:
+        raise ValueError(f"source {path_text!r}: cannot expand '~' (unknown user or no home directory)") from None
     if not check_exists:
         return SourceSpec(SourceKind.FILE, str(path))
     if not path.exists():
