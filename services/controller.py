@@ -11,6 +11,7 @@ owner would die with it), and the attached streams are kept in Ray's KV store fo
 """
 from __future__ import annotations
 
+import os
 import json
 import threading
 import time
@@ -77,6 +78,10 @@ class Controller:
         if was_restarted():
             # Ray restarted us after a crash: adopt the running actors and the attached streams.
             threading.Thread(target=self._recover, name="recover", daemon=True).start()
+
+    def pid(self) -> int:
+        """The actor's process id (for operators and fault-injection tests)."""
+        return os.getpid()
 
     # -- start-up ----------------------------------------------------------------------------
     def _options(self, kind: str, key: str | int = "", pinned: bool = False, adopt: bool = False,

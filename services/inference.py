@@ -166,5 +166,9 @@ class InferenceActor:
         probabilities, faces, frames = self._batcher.submit(detection.crops).result()
         return Classification(probabilities, time.perf_counter() - start, faces, frames)
 
+    def pid(self) -> int:
+        """The actor's process id (for operators and fault-injection tests)."""
+        return os.getpid()
+
     def ready(self) -> bool:
         return True

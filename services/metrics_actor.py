@@ -6,6 +6,7 @@ one endpoint describes every stream and stage wherever the actors run. It is pin
 """
 from __future__ import annotations
 
+import os
 import ray
 from prometheus_client import start_http_server
 
@@ -28,6 +29,10 @@ class MetricsActor:
                 self._server, _ = start_http_server(port, addr=host, registry=self._registry.registry)
             except OSError as exc:
                 self._error = f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+
+    def pid(self) -> int:
+        """The actor's process id (for operators and fault-injection tests)."""
+        return os.getpid()
 
     def check(self) -> str | None:
         return self._error

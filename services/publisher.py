@@ -7,6 +7,7 @@ the object store at all. It is also where a frame's journey ends, so per-frame m
 """
 from __future__ import annotations
 
+import os
 import time
 
 import cv2
@@ -77,6 +78,10 @@ class PublisherActor:
             # Reported through ``check`` so the CLI can print it; raising here would make Ray
             # restart the actor in a loop against the same busy port.
             self._error = f"cannot bind the ZMQ publisher to {endpoint}: {exc.strerror}"
+
+    def pid(self) -> int:
+        """The actor's process id (for operators and fault-injection tests)."""
+        return os.getpid()
 
     def check(self) -> str | None:
         """``None`` when the socket is bound, else why not."""

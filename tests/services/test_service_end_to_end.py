@@ -240,3 +240,54 @@ def test_file_source_that_vanishes_and_returns_is_reopened(service, tmp_path):
                                       stream="flaky") >= 1, 10, what="the reconnect metric")
     finally:
         ray.get(service["controller"].detach.remote("flaky"), timeout=60)
+
+
+def test_http_camera_that_stops_and_restarts_is_reopened(service):
+    """A real MJPEG camera on loopback is stopped and restarted on the same port."""
+    import ray
+
+    from tests.helpers.mjpeg_server import MjpegServer
+
+    camera = MjpegServer.from_video(SAMPLE_CLIP, fps=15).start()
+    ray.get(service["controller"].attach.remote({"name": "webcam", "source": camera.url}), timeout=120)
+    try:
+        wait_for(lambda: stream_status(service, "webcam").get("frames_processed", 0) > 5, 60,
+                 what="the HTTP camera to flow")
+        camera.stop()
+        down = wait_for(lambda: (s := stream_status(service, "webcam")).get("state") == "down" and s, 60,
+                        what="the stopped camera to be reported down")
+        assert down["last_error"]
+        camera.start()
+        back = wait_for(lambda: (s := stream_status(service, "webcam")).get("state") == "up" and s, 60,
+                        what="the restarted camera to come back")
+        assert back["reconnects"] >= 1
+        mark = back.get("frames_processed", 0)
+        wait_for(lambda: stream_status(service, "webcam").get("frames_processed", 0) > mark + 5, 60,
+                 what="frames from the restarted camera")
+    finally:
+        ray.get(service["controller"].detach.remote("webcam"), timeout=60)
+        camera.stop()
+
+
+def test_sigkilled_controller_recovers_and_keeps_the_streams(service):
+    """Ray restarts the controller; it adopts the running actors and the attached streams."""
+    import ray
+
+    controller = service["controller"]
+    pid = ray.get(controller.pid.remote(), timeout=30)
+    before = processed(service)
+    os.kill(pid, signal.SIGKILL)
+
+    def recovered():
+        try:
+            document = ray.get(controller.status.remote(), timeout=5)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return None
+        counts = {s["name"]: s.get("frames_processed", 0) for s in document["streams"]}
+        return document["started"] and set(counts) == set(STREAMS) and all(
+            counts[n] > before[n] for n in STREAMS) and counts
+
+    wait_for(recovered, 90, what="the restarted controller to report the same streams, still flowing")
+    assert ray.get(controller.pid.remote(), timeout=30) != pid
+    wait_for(lambda: sample_value(scrape(service["metrics_port"]), "fervid_actor_restarts_total",
+                                  kind="controller") >= 1, 10, what="the controller restart to be counted")
