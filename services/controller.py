@@ -142,25 +142,33 @@ class Controller:
                 raise ServiceError(error)
         self._telemetry = Telemetry(self._metrics)
         n_inference, per_gpu, pool = self._plan()
-        model = str(cfg.inference.model) if cfg.inference.model else None
-        self._inference = [
-            InferenceActor.options(**self._options("inference", i, adopt=adopt, num_cpus=cfg.inference.num_cpus,
-                                                   num_gpus=per_gpu, max_concurrency=256)).remote(
-                model, cfg.inference.max_batch, cfg.inference.max_wait_ms, cfg.inference.flip_average,
-                self._metrics)
-            for i in range(n_inference)]
-        params = self._detector_params()
-        self._detectors = [
-            DetectorActor.options(**self._options("detector", i, adopt=adopt, num_cpus=cfg.detector.num_cpus,
-                                                  scheduling_strategy="SPREAD")).remote(params, self._metrics)
-            for i in range(pool)]
+        self._inference = [self._new_inference(i, per_gpu, adopt) for i in range(n_inference)]
+        self._detectors = [self._new_detector(i, adopt) for i in range(pool)]
         self._wait_ready([a.ready.remote() for a in self._inference] + [d.pid.remote() for d in self._detectors],
                          f"{n_inference} inference actor(s) and {pool} detector(s)")
 
-    def _detector_params(self) -> DetectorParams:
+    def _new_inference(self, index: int, per_gpu: float, adopt: bool = False):
+        cfg = self._config.inference
+        return InferenceActor.options(**self._options(
+            "inference", index, adopt=adopt, num_cpus=cfg.num_cpus, num_gpus=per_gpu,
+            max_concurrency=256)).remote(str(cfg.model) if cfg.model else None, cfg.max_batch,
+                                         cfg.max_wait_ms, cfg.flip_average, self._metrics)
+
+    def _new_detector(self, index: int, adopt: bool = False):
         d = self._config.detector
-        return DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors,
-                              min_size=d.min_size, downscale=d.downscale)
+        params = DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors,
+                                min_size=d.min_size, downscale=d.downscale)
+        return DetectorActor.options(**self._options(
+            "detector", index, adopt=adopt, num_cpus=d.num_cpus, scheduling_strategy="SPREAD")).remote(
+            params, self._metrics)
+
+    def _new_capture(self, stream: StreamConfig, adopt: bool = False) -> dict:
+        spec = parse_source(stream.source, check_exists=False)  # validated by StreamConfig
+        local = spec.kind in (SourceKind.FILE, SourceKind.DEVICE)  # the file or camera is on this node
+        handle = CaptureActor.options(**self._options("capture", stream.name, pinned=local, adopt=adopt,
+                                                      num_cpus=self._config.capture.num_cpus)).remote(
+            stream, self._config.capture, self._detectors, self._inference, self._publisher, self._metrics)
+        return {"config": stream, "handle": handle, "display": spec.display}
 
     @staticmethod
     def _wait_ready(refs: list, what: str) -> None:
@@ -198,12 +206,7 @@ class Controller:
     def _attach_locked(self, stream: StreamConfig) -> None:
         if stream.name in self._streams:
             raise ServiceError(f"a stream named {stream.name!r} is already attached")
-        spec = parse_source(stream.source, check_exists=False)  # validated by StreamConfig
-        local = spec.kind in (SourceKind.FILE, SourceKind.DEVICE)  # the file or camera is on this node
-        handle = CaptureActor.options(**self._options("capture", stream.name, pinned=local,
-                                                      num_cpus=self._config.capture.num_cpus)).remote(
-            stream, self._config.capture, self._detectors, self._inference, self._publisher, self._metrics)
-        self._streams[stream.name] = {"config": stream, "handle": handle, "display": spec.display}
+        self._streams[stream.name] = self._new_capture(stream)
 
     def detach(self, name: str) -> dict:
         with self._lock:
@@ -241,11 +244,7 @@ class Controller:
             for item in json.loads(raw) if raw else []:
                 # Validated when it was attached; its file may be missing right now (a source down).
                 stream = StreamConfig.model_construct(**item)
-                handle = CaptureActor.options(**self._options("capture", stream.name, adopt=True)).remote(
-                    stream, self._config.capture, self._detectors, self._inference, self._publisher,
-                    self._metrics)
-                display = parse_source(stream.source, check_exists=False).display
-                self._streams[stream.name] = {"config": stream, "handle": handle, "display": display}
+                self._streams[stream.name] = self._new_capture(stream, adopt=True)
             self._started = True
             self._telemetry.buffer.inc("fervid_actor_restarts_total", kind=self.KIND)
         self._health.start()
@@ -289,20 +288,8 @@ class Controller:
                     continue  # busy, or Ray is restarting it in place
                 except ray.exceptions.ActorDiedError:
                     _kill(actor)
-                    cfg = self._config
-                    if kind == "detector":
-                        actors[index] = DetectorActor.options(**self._options(
-                            "detector", index, num_cpus=cfg.detector.num_cpus,
-                            scheduling_strategy="SPREAD")).remote(
-                            self._detector_params(), self._metrics)
-                    else:
-                        _, per_gpu, _ = self._plan()
-                        actors[index] = InferenceActor.options(**self._options(
-                            "inference", index, num_cpus=cfg.inference.num_cpus, num_gpus=per_gpu,
-                            max_concurrency=256)).remote(
-                            str(cfg.inference.model) if cfg.inference.model else None,
-                            cfg.inference.max_batch, cfg.inference.max_wait_ms, cfg.inference.flip_average,
-                            self._metrics)
+                    actors[index] = (self._new_detector(index) if kind == "detector"
+                                     else self._new_inference(index, self._plan()[1]))
                     self._count_restart(kind)
                     replaced = True
         if replaced:

@@ -6,7 +6,6 @@ session's) on free ports, and checks what the user sees and that nothing is left
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
