@@ -182,6 +182,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from models.errors import FervidError
+
+    if (args.screenshot is None) != (args.frames is None):
+        raise FervidError("--screenshot and --frames go together")
+    if args.frames is not None and args.frames < 1:
+        raise FervidError("--frames must be at least 1")
+    from gui.monitor import run_monitor
+
+    return run_monitor(args.name, args.endpoint, args.screenshot, args.frames)
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from gui.app import run_app
+
+    return run_app(args.image, args.screenshot)
+
+
 def _check_train_config(config) -> None:
     from models.errors import FervidError
 
@@ -260,6 +278,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--address", default="auto", help=address_help)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("monitor", help="live window for one stream of the running service (ZMQ)")
+    p.add_argument("name", help="stream name")
+    p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the service's ZMQ publisher")
+    p.add_argument("--screenshot", type=Path, help="render offscreen, save the window as PNG and exit")
+    p.add_argument("--frames", type=int, help="with --screenshot: frames to render first")
+    p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("app", help="desktop app: live camera or video, or upload an image")
+    p.add_argument("--image", type=Path, help="open this image at start")
+    p.add_argument("--screenshot", type=Path, help="save the window as PNG once the image is shown, and exit")
+    p.set_defaults(func=cmd_app)
     return parser
 
 

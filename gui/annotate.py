@@ -1,0 +1,52 @@
+"""Drawing results onto frames: shared by the live monitor and the desktop app.
+
+Works on BGR numpy images (what OpenCV decodes and captures) so that the same pixels are drawn
+whether a frame came over ZMQ or from a local camera, and a saved annotated image matches the
+screen. No Qt here; ``gui.qt_image`` converts for display.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import cv2
+import numpy as np
+
+from models.labels import EMOTIONS
+
+EMOTION_COLOURS_BGR: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160), "happy": (40, 200, 240),
+    "sad": (200, 120, 40), "surprise": (0, 140, 255), "neutral": (200, 200, 200),
+}
+"""One colour per class, used for boxes, labels and probability bars alike."""
+
+
+def face_label(face: Mapping) -> str:
+    return f"{face['emotion']} {float(face['confidence']):.0%}"
+
+
+def draw_faces(image: np.ndarray, faces: Iterable[Mapping]) -> np.ndarray:
+    """A copy of ``image`` with each face's box and ``emotion confidence`` label drawn on it.
+
+    ``faces`` are dicts shaped like ``FaceExpression.to_dict()`` / the ZMQ header's faces.
+    """
+    out = np.ascontiguousarray(image.copy())
+    height, width = out.shape[:2]
+    scale = max(0.4, min(width, height) / 720)
+    thickness = max(1, int(round(2 * scale)))
+    for face in faces:
+        x, y, w, h = (int(v) for v in face["box"])
+        colour = EMOTION_COLOURS_BGR.get(face["emotion"], (255, 255, 255))
+        cv2.rectangle(out, (x, y), (x + w, y + h), colour, thickness)
+        text = face_label(face)
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
+        top = y - th - base - 4 if y - th - base - 4 >= 0 else y + h
+        cv2.rectangle(out, (x, top), (x + tw + 4, top + th + base + 4), colour, cv2.FILLED)
+        cv2.putText(out, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0),
+                    thickness, cv2.LINE_AA)
+    return out
+
+
+def ordered_probabilities(face: Mapping) -> list[tuple[str, float]]:
+    """(class, probability) in the canonical class order, for bars and tables."""
+    probabilities = face["probabilities"]
+    return [(name, float(probabilities[name])) for name in EMOTIONS]
