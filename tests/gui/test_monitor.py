@@ -22,20 +22,13 @@ from gui.monitor import LinkState, MonitorState, MonitorWindow, decode_frame, jp
 from models.labels import EMOTIONS
 from services.messages import StreamMessage, encode_message
 from tests.conftest import REPO
-from tests.gui.test_zmq_receiver import FakeService, face, frame_bgr, frame_jpeg, make_message
+from tests.gui.test_zmq_receiver import face, frame_bgr, frame_jpeg, make_message
 from tests.services.service_helpers import free_port
 
 WAIT_MS = 15_000
 
 HAPPY = face((40, 50, 120, 130), "happy", 0.9)
 ANGRY = face((300, 60, 110, 120), "angry", 0.6)
-
-
-@pytest.fixture
-def service():
-    fake = FakeService()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

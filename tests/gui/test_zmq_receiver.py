@@ -134,13 +134,6 @@ class FakeService:
 
 
 @pytest.fixture
-def service():
-    fake = FakeService()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
 def receivers():
     """Receivers made through this are closed after the test, whatever happens."""
     made: list[StreamReceiver] = []
