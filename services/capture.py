@@ -88,22 +88,32 @@ class CaptureActor:
 
     # -- reading and submitting ---------------------------------------------------------------
     def _read_loop(self) -> None:
-        for frame in self._source.frames(self._stop):
+        frames = self._source.frames(self._stop)
+        while not self._stop.is_set():
+            if not self._realtime:
+                self._wait_for_room()  # before reading: latency counts from the read, not the queue
+            frame = next(frames, None)
+            if frame is None:
+                break
             self._captured += 1
             self._capture_times.append(time.monotonic())
             self._telemetry.buffer.inc("fervid_frames_captured_total", stream=self._name)
             with self._cond:
-                if not self._realtime:
-                    while len(self._in_flight) >= self._max_in_flight and not self._stop.is_set():
-                        self._cond.wait(0.1)
                 if len(self._in_flight) < self._max_in_flight:
                     self._submit(frame)
                 else:
                     if self._waiting is not None:
                         self._count_drop("capture")
                     self._waiting = frame
+        frames.close()
         with self._cond:
             self._cond.notify_all()
+
+    def _wait_for_room(self) -> None:
+        """Unpaced files: block until fewer than ``max_in_flight`` frames are in the pipeline."""
+        with self._cond:
+            while len(self._in_flight) >= self._max_in_flight and not self._stop.is_set():
+                self._cond.wait(0.1)
 
     def _pick_detector(self) -> int:
         """The detector with the fewest of this stream's frames, rotating among equals."""
