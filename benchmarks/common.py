@@ -1,0 +1,128 @@
+"""What every benchmark shares: its command line, the machine it ran on, statistics, JSON output.
+
+Each benchmark is ``python -m benchmarks.NAME [--quick] [--json] [--out FILE]``. With ``--json``
+stdout holds exactly one JSON document (progress goes to stderr), so results can be piped and
+archived; ``--out`` also writes the document to a file. Numbers are medians and ratios measured
+in the same run, because absolute figures on a shared 2-core box move from minute to minute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_CLIP = REPO_ROOT / "assets" / "short_hamilton_clip.mp4"
+
+
+def make_parser(description: str) -> argparse.ArgumentParser:
+    """The flags every benchmark takes; a benchmark adds its own after these."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout, nothing else")
+    parser.add_argument("--quick", action="store_true",
+                        help="a seconds-long run that exercises every part (for the test suite, not for figures)")
+    parser.add_argument("--out", type=Path, help="also write the JSON document to this file")
+    return parser
+
+
+def log(message: str) -> None:
+    """Progress for humans: stderr, so that stdout stays one JSON document."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def machine_info() -> dict:
+    """Enough about the machine and software to tell whether two results are comparable."""
+    import cv2
+    import numpy
+
+    info = {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu_count": os.cpu_count(), "processor": _cpu_model(), "numpy": numpy.__version__,
+            "opencv": cv2.__version__, "git_commit": _git_commit(), "keras_backend": None}
+    try:
+        import keras
+
+        info["keras"] = keras.__version__
+        info["keras_backend"] = keras.backend.backend()
+    except Exception:  # a benchmark without Keras (e.g. the detector sweep) still reports the rest
+        pass
+    return info
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) by linear interpolation; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """``numerator / denominator`` rounded to 3 places, or ``None`` when either is missing or zero."""
+    if numerator is None or not denominator:
+        return None
+    return round(numerator / denominator, 3)
+
+
+def time_repeats(function: Callable[[], object], repeats: int) -> list[float]:
+    """Wall-clock seconds of ``repeats`` calls of ``function``."""
+    durations = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        durations.append(time.perf_counter() - start)
+    return durations
+
+
+def emit(result: dict, args: argparse.Namespace, summary: Callable[[dict], str] | None = None) -> None:
+    """Print the result: one JSON document with ``--json``, else a human summary; ``--out`` too."""
+    document = json.dumps(result, indent=2, sort_keys=False, default=_jsonable)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(document + "\n", encoding="utf-8")
+    if args.json:
+        print(document, flush=True)
+    else:
+        print(summary(result) if summary else document, flush=True)
+
+
+def _jsonable(value: object) -> object:
+    """numpy scalars and paths, which ``json`` does not know, as plain values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,0 +1,236 @@
+"""benchmarks.pipeline: the whole service on N streams, against what one machine can do without it.
+
+Questions answered, all measured in one run on one machine:
+
+* **Throughput**: N streams of the sample clip, unpaced (each read as fast as the pipeline takes
+  it), for a fixed window: total and per-stream frames/s, faces/s, capture-to-publish latency
+  p50/p95/p99, frames dropped, CPU cores used and memory of every process.
+* **Baselines**: (a) ``naive``, the loop a typical FER script runs in one process (read, Haar,
+  classify, next frame); (b) ``ceiling``, detection + classification alone in one plain
+  single-threaded process per core on frames decoded in advance. Reported as
+  ``pipeline_over_naive`` and ``pipeline_over_ceiling`` (goal: at least 0.8 of the ceiling).
+* **Paced**: N live-like streams at 15 fps each; the largest N with no dropped frame and p99
+  latency under the budget (150 ms).
+* **Scaling**: 1, 2, 4, 8 streams, unpaced and live (paced at the clip's own 29.97 fps): does
+  throughput hold under overload, are drops counted, does memory stay flat?
+
+Run: ``python -m benchmarks.pipeline --json --out docs/benchmarks/pipeline.json --plot docs/benchmarks/pipeline.png``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.baselines import LoopResult, run_ceiling, run_naive
+from benchmarks.common import SAMPLE_CLIP, emit, log, machine_info, make_parser, ratio
+from benchmarks.service_run import RunSpec, latency_percentiles_ms, measure, service_config
+from models.errors import FervidError
+from services.config import DetectorConfig
+
+CEILING_GOAL = 0.8
+PACED_FPS = 15.0
+P99_BUDGET_MS = 150.0
+
+
+def detector_params(overrides: dict | None = None):
+    """The service's detector settings (defaults plus ``--set detector.*``), so that baselines
+    and pipeline do the same work."""
+    from models.face_detector import DetectorParams
+
+    d = DetectorConfig(**(overrides or {}).get("detector", {}))
+    return DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors, min_size=d.min_size,
+                          downscale=d.downscale)
+
+
+def baseline_summary(results: list[LoopResult], processes: int) -> dict:
+    seconds = max(r.seconds for r in results)
+    frames = sum(r.frames for r in results)
+    latencies = [value for r in results for value in r.latencies_s]
+    return {"processes": processes, "seconds": round(seconds, 2), "frames": frames,
+            "frames_per_s": round(sum(r.fps for r in results), 2),
+            "faces_per_s": round(sum(r.faces / r.seconds for r in results), 2),
+            "latency_ms": latency_percentiles_ms(latencies)}
+
+
+def run_baselines(duration_s: float, overrides: dict) -> dict:
+    params = detector_params(overrides)
+    log(f"naive loop, {duration_s:.0f} s ...")
+    naive = baseline_summary([run_naive(SAMPLE_CLIP, params, duration_s)], 1)
+    cores = os.cpu_count() or 1
+    log(f"ceiling: {cores} single-threaded processes, {duration_s:.0f} s ...")
+    ceiling = baseline_summary(run_ceiling(SAMPLE_CLIP, params, duration_s, cores), cores)
+    naive["name"] = "naive single-process loop (read, Haar, classify, next frame)"
+    ceiling["name"] = f"detection + classification alone in {cores} plain processes, frames pre-decoded"
+    return {"naive": naive, "ceiling": ceiling}
+
+
+def paced_passes(result: dict) -> bool:
+    p99 = result["latency_ms"]["p99"]
+    return result["dropped_total"] == 0 and p99 is not None and p99 < P99_BUDGET_MS
+
+
+class Runs:
+    """Measures each distinct configuration once per benchmark run (scaling reuses the headline)."""
+
+    def __init__(self, duration_s: float, warmup_s: float, overrides: dict):
+        self.duration_s, self.warmup_s, self.overrides = duration_s, warmup_s, overrides
+        self._done: dict[tuple, dict] = {}
+
+    def get(self, streams: int, paced: bool, fps: float | None = None) -> dict:
+        key = (streams, paced, fps)
+        if key not in self._done:
+            spec = RunSpec(streams=streams, paced=paced, fps=fps, duration_s=self.duration_s, warmup_s=self.warmup_s)
+            self._done[key] = measure(spec, self.overrides)
+        return self._done[key]
+
+
+def run_paced_search(runs: Runs, max_streams: int) -> dict:
+    """N = 1, 2, ... live streams at 15 fps until one fails (drops, or p99 over budget)."""
+    results = []
+    for n in range(1, max_streams + 1):
+        result = dict(runs.get(n, True, PACED_FPS))
+        result["passes"] = paced_passes(result)
+        results.append(result)
+        if not result["passes"]:
+            break
+    passing = [r["streams"] for r in results if r["passes"]]
+    return {"fps_per_stream": PACED_FPS, "p99_budget_ms": P99_BUDGET_MS,
+            "rule": "no frame dropped and p99 capture-to-publish latency under the budget",
+            "max_streams": max(passing) if passing else 0,
+            "searched_up_to": results[-1]["streams"] if results else 0, "runs": results}
+
+
+def run_scaling(runs: Runs, counts: list[int]) -> dict:
+    return {"streams": counts, "unpaced": [runs.get(n, False) for n in counts],
+            "live_29_97fps": [runs.get(n, True) for n in counts]}
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``section.key=value`` pairs (values parsed as YAML) into config overrides."""
+    import yaml
+
+    overrides: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or not section or not name:
+            raise ValueError(f"--set takes section.key=value, got {item!r}")
+        overrides.setdefault(section, {})[name] = yaml.safe_load(value)
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser(__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=4, help="streams of the headline comparison (default 4)")
+    parser.add_argument("--duration", type=float, help="seconds measured per configuration (default 20; quick 4)")
+    parser.add_argument("--plot", type=Path, help="write throughput and latency against streams to this PNG")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a service setting for every run, e.g. --set inference.max_wait_ms=0")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    duration = args.duration or (2.0 if quick else 20.0)
+    warmup = 1.0 if quick else 5.0
+    streams = 1 if quick else args.streams
+    scaling_counts = [1] if quick else [1, 2, 4, 8]
+    if streams < 1:
+        parser.error("--streams must be at least 1")
+    try:
+        overrides = parse_overrides(args.set)
+        service_config(RunSpec(streams=1, paced=False), overrides)  # a bad setting fails here, in one line
+    except (ValueError, FervidError) as exc:
+        parser.error(str(exc))
+    started = time.monotonic()
+
+    baselines = run_baselines(duration, overrides)  # before Ray starts, so nothing else runs beside them
+    from services.service import connect
+
+    import ray
+
+    connect(None, num_cpus=os.cpu_count())
+    try:
+        runs = Runs(duration, warmup, overrides)
+        log(f"pipeline: {streams} unpaced streams ...")
+        pipeline = runs.get(streams, False)
+        log(f"paced search at {PACED_FPS:.0f} fps per stream ...")
+        paced = run_paced_search(runs, 1 if quick else 8)
+        log("scaling ...")
+        scaling = run_scaling(runs, scaling_counts)
+    finally:
+        ray.shutdown()
+    result = {
+        "benchmark": "pipeline", "machine": machine_info(),
+        "parameters": {"streams": streams, "duration_s": duration, "warmup_s": warmup, "quick": quick,
+                       "clip": SAMPLE_CLIP.name, "detector": vars(detector_params(overrides)),
+                       "overrides": overrides},
+        "baselines": baselines,
+        "pipeline": pipeline,
+        "ratios": {
+            "pipeline_over_naive": ratio(pipeline["frames_per_s"], baselines["naive"]["frames_per_s"]),
+            "pipeline_over_ceiling": ratio(pipeline["frames_per_s"], baselines["ceiling"]["frames_per_s"]),
+            "goal_over_ceiling": CEILING_GOAL},
+        "paced": paced,
+        "scaling": scaling,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    over = result["ratios"]["pipeline_over_ceiling"]
+    result["ratios"]["goal_met"] = over is not None and over >= CEILING_GOAL
+    if args.plot:
+        plot(result, args.plot)
+    emit(result, args, summary)
+    return 0
+
+
+def summary(result: dict) -> str:
+    b, p, r = result["baselines"], result["pipeline"], result["ratios"]
+    lines = [f"{'':28} {'frames/s':>9} {'faces/s':>8} {'p50 ms':>7} {'p99 ms':>7}"]
+    for label, row in (("naive loop", b["naive"]), (f"ceiling ({b['ceiling']['processes']} procs)", b["ceiling"]),
+                       (f"pipeline ({p['streams']} streams)", p)):
+        lines.append(f"{label:28} {row['frames_per_s']:9.2f} {row['faces_per_s']:8.2f} "
+                     f"{row['latency_ms']['p50'] or 0:7.1f} {row['latency_ms']['p99'] or 0:7.1f}")
+    lines.append(f"pipeline/naive {r['pipeline_over_naive']}, pipeline/ceiling {r['pipeline_over_ceiling']} "
+                 f"(goal {r['goal_over_ceiling']})")
+    lines.append(f"paced {result['paced']['fps_per_stream']:.0f} fps: up to {result['paced']['max_streams']} streams "
+                 f"without drops and p99 < {result['paced']['p99_budget_ms']:.0f} ms")
+    for mode in ("unpaced", "live_29_97fps"):
+        cells = ", ".join(f"{run['streams']}: {run['frames_per_s']:.1f} fps/p99 {run['latency_ms']['p99']} ms/"
+                          f"{run['dropped_total']} dropped" for run in result["scaling"][mode])
+        lines.append(f"scaling {mode}: {cells}")
+    return "\n".join(lines)
+
+
+def plot(result: dict, path: Path) -> None:
+    """Throughput (with naive and ceiling) and p99 latency against the number of streams."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scaling = result["scaling"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for mode, label, marker in (("unpaced", "unpaced files", "o"), ("live_29_97fps", "live, 29.97 fps each", "s")):
+        runs = scaling[mode]
+        left.plot([r["streams"] for r in runs], [r["frames_per_s"] for r in runs], marker=marker, label=label)
+        right.plot([r["streams"] for r in runs], [r["latency_ms"]["p99"] for r in runs], marker=marker, label=label)
+    for name, style in (("ceiling", "--"), ("naive", ":")):
+        left.axhline(result["baselines"][name]["frames_per_s"], linestyle=style, color="grey",
+                     label=f"{name} ({result['baselines'][name]['frames_per_s']:.1f})")
+    right.axhline(result["paced"]["p99_budget_ms"], linestyle="--", color="grey", label="150 ms budget")
+    for axis, title, unit in ((left, "Throughput, all streams", "frames/s"), (right, "Latency p99", "ms")):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(scaling["streams"], [str(n) for n in scaling["streams"]])
+        axis.set_xlabel("streams")
+        axis.set_ylabel(unit)
+        axis.set_title(title)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle(f"fervid pipeline on {result['machine']['cpu_count']} cores (sample clip, 640x360)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
