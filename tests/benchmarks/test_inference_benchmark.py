@@ -1,0 +1,84 @@
+"""``benchmarks.inference``: one real quick run end to end, and its pure helpers on known inputs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.inference import QUICK_BATCH_SIZES, BASELINE_NAME, saturation_batch
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, Path, Path]:
+    """``--quick --json --out --plot`` in a subprocess: stdout must be exactly one JSON document."""
+    folder = tmp_path_factory.mktemp("inference")
+    out, png = folder / "result.json", folder / "result.png"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.inference", "--quick", "--json",
+                           "--out", str(out), "--plot", str(png)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout), out, png
+
+
+def test_every_quick_batch_size_is_measured(quick_run):
+    result, _, _ = quick_run
+    from services.config import InferenceConfig
+
+    default = InferenceConfig().max_batch
+    assert result["default_batch"] == default
+    sizes = [entry["batch_size"] for entry in result["batches"]]
+    assert sizes == sorted(set(QUICK_BATCH_SIZES) | {default})
+    assert result["parameters"]["batch_sizes"] == sizes
+    for entry in result["batches"]:
+        assert entry["faces_per_s"] > 0 and entry["median_s_per_call"] > 0 and entry["ms_per_face"] > 0
+        assert entry["padded_to"] >= entry["batch_size"]
+        assert entry["speedup"] == pytest.approx(entry["faces_per_s"] / result["baseline"]["faces_per_s"],
+                                                 abs=1e-3)
+
+
+def test_baseline_and_ratios_are_computed_from_the_reported_numbers(quick_run):
+    result, _, _ = quick_run
+    baseline = result["baseline"]
+    assert baseline["name"] == BASELINE_NAME and baseline["calls"] > 0 and baseline["faces_per_s"] > 0
+    rates = {entry["batch_size"]: entry["faces_per_s"] for entry in result["batches"]}
+    assert result["speedup_at_default_batch"] == pytest.approx(
+        rates[result["default_batch"]] / baseline["faces_per_s"], abs=1e-3)
+    assert result["saturation_batch"] in rates
+    assert result["saturation_batch"] == saturation_batch(rates)
+    assert result["best_faces_per_s"] == max(rates.values())
+
+
+def test_machine_backend_and_parameters_are_reported(quick_run):
+    result, _, _ = quick_run
+    assert result["backend"] == result["machine"]["keras_backend"]
+    assert result["devices"] is None or all(isinstance(device, str) for device in result["devices"])
+    assert result["parameters"]["quick"] is True and result["parameters"]["flip_average"] is False
+    assert result["parameters"]["crops"].endswith("fer2013_sample.csv.gz")
+
+
+def test_out_file_equals_stdout_and_plot_is_a_png(quick_run):
+    result, out, png = quick_run
+    assert json.loads(out.read_text(encoding="utf-8")) == result
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize(("rates", "expected"), [
+    ({1: 100.0, 4: 250.0, 16: 300.0, 64: 310.0}, 16),  # 300 >= 0.9 * 310 = 279
+    ({1: 100.0, 4: 280.0, 16: 300.0, 64: 310.0}, 4),  # 280 is within 10% too
+    ({1: 100.0, 4: 278.0, 16: 310.0, 64: 250.0}, 16),  # the best need not be the largest
+    ({1: 50.0}, 1),
+    ({1: 89.0, 2: 91.0, 4: 100.0}, 2),  # 9% below the best counts, 11% does not
+])
+def test_saturation_batch_is_the_smallest_size_within_ten_percent_of_the_best(rates, expected):
+    assert saturation_batch(rates) == expected
+
+
+def test_saturation_batch_needs_measurements():
+    with pytest.raises(ValueError):
+        saturation_batch({})
