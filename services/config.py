@@ -87,7 +87,9 @@ class InferenceConfig(_Strict):
 
     model: Path | None = Field(None, description=".keras weights; default: the shipped model")
     max_batch: Annotated[int, Field(ge=1, le=256)] = 64
-    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = 10.0
+    max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = Field(
+        0.0, description="wait this long for more frames after the first; 0: batch what queued while the "
+                         "model was busy (measured: p99 50 ms lower than 10 ms at one 15 fps stream on CPU)")
     flip_average: bool = False
     actors: Annotated[int, Field(ge=1, le=64)] | None = Field(
         None, description="inference actors; default: one per GPU in the cluster, or 1")
