@@ -60,8 +60,11 @@ def _python_label(argv: list[str]) -> str:
 @dataclass
 class TreeSample:
     t: float
-    rss_bytes: int
-    processes: int
+    rss_by_pid: dict[int, int]
+
+    @property
+    def rss_bytes(self) -> int:
+        return sum(self.rss_by_pid.values())
 
 
 @dataclass
@@ -95,14 +98,13 @@ class ProcessSampler:
             self._stop.wait(self.interval_s)
 
     def sample(self) -> TreeSample:
-        rss, count = 0, 0
+        rss = {}
         for process in tree(self.root):
             try:
-                rss += process.memory_info().rss
-                count += 1
+                rss[process.pid] = process.memory_info().rss
             except psutil.Error:
                 continue
-        return TreeSample(time.monotonic(), rss, count)
+        return TreeSample(time.monotonic(), rss)
 
     def cpu_mark(self) -> dict[int, float]:
         """CPU seconds used so far by each process of the tree, keyed by pid."""
@@ -131,15 +133,24 @@ class ProcessSampler:
                 used[label] = used.get(label, 0.0) + after[pid] - before[pid]
         return dict(sorted(used.items(), key=lambda item: -item[1]))
 
-    def memory_summary(self, since: float | None = None) -> dict:
-        """Peak and first/last summed RSS (MiB) of the samples taken after ``since``."""
-        window = [s for s in self.samples if since is None or s.t >= since]
+    def memory_summary(self, since: float | None = None, until: float | None = None) -> dict:
+        """Summed RSS (MiB) of the processes alive at the end of the window [since, until].
+
+        Only those processes count, so that workers of an earlier run still exiting do not
+        make memory look as if it fell (or peaked); growth compares the processes present at
+        both ends of the window.
+        """
+        window = [s for s in self.samples if (since is None or s.t >= since) and (until is None or s.t <= until)]
         if not window:
             return {"peak_rss_mib": None, "first_rss_mib": None, "last_rss_mib": None, "growth_pct": None,
                     "processes": None}
         mib = 1024 * 1024
-        first, last = window[0].rss_bytes, window[-1].rss_bytes
-        return {"peak_rss_mib": round(max(s.rss_bytes for s in window) / mib, 1),
-                "first_rss_mib": round(first / mib, 1), "last_rss_mib": round(last / mib, 1),
+        alive = set(window[-1].rss_by_pid)
+        both = alive & set(window[0].rss_by_pid)
+        first = sum(window[0].rss_by_pid[pid] for pid in both)
+        last = sum(window[-1].rss_by_pid[pid] for pid in both)
+        peak = max(sum(rss for pid, rss in s.rss_by_pid.items() if pid in alive) for s in window)
+        return {"peak_rss_mib": round(peak / mib, 1), "first_rss_mib": round(first / mib, 1),
+                "last_rss_mib": round(last / mib, 1),
                 "growth_pct": round(100.0 * (last - first) / first, 2) if first else None,
-                "processes": max(s.processes for s in window)}
+                "processes": len(alive)}

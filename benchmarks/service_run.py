@@ -124,7 +124,7 @@ def measure(spec: RunSpec, overrides: dict | None = None) -> dict:
     seconds = ended - began
     window = md.delta(before, after)
     result = summarise(spec, window, seconds, sampler.cpu_between(cpu_before, cpu_after),
-                       sampler.memory_summary(since=began), _stage_means(window))
+                       sampler.memory_summary(since=began, until=ended), _stage_means(window))
     result["cpu_cores_by_process"] = {label: round(cpu / seconds, 3) for label, cpu in
                                       sampler.cpu_by_label(cpu_before, cpu_after).items() if cpu / seconds >= 0.005}
     result["restarts"] = int(md.total(after, "fervid_actor_restarts_total"))

@@ -29,6 +29,22 @@ from services.sources import parse_source
 
 GAUGE_INTERVAL_S = 0.5
 FPS_WINDOW_S = 2.0
+IN_FLIGHT_PER_DETECTOR = 2
+"""Frames the streams may keep in the pipeline per detector: one detecting, one queued behind it."""
+
+
+def in_flight_limit(configured: int | None, detectors: int, streams: int) -> int:
+    """Frames of one stream allowed in the pipeline at once.
+
+    A fixed ``configured`` value wins. Otherwise the streams share ``IN_FLIGHT_PER_DETECTOR``
+    frames per detector (at least one each): enough to keep every detector busy, and no more, so
+    a frame's wait behind others stays about constant as streams are added instead of growing
+    with their number times a per-stream allowance.
+    """
+    if configured is not None:
+        return configured
+    budget = IN_FLIGHT_PER_DETECTOR * max(1, detectors)
+    return max(1, -(-budget // max(1, streams)))  # ceiling division
 
 
 @dataclass
@@ -45,11 +61,11 @@ class CaptureActor:
     KIND = "capture"
 
     def __init__(self, stream: StreamConfig, capture: CaptureConfig, detectors: list, inference: list,
-                 publisher, metrics_actor=None):
+                 publisher, metrics_actor=None, max_in_flight: int | None = None):
         self._stream = stream
         self._name = stream.name
         self._spec = parse_source(stream.source, check_exists=False)
-        self._max_in_flight = capture.max_in_flight
+        self._max_in_flight = max_in_flight or in_flight_limit(capture.max_in_flight, len(detectors), 1)
         self._telemetry = Telemetry(metrics_actor)
         self._restarted = self._telemetry.report_restart_if_any(self.KIND)
         self._detectors = list(detectors)
@@ -220,8 +236,15 @@ class CaptureActor:
                 "dropped_by_stage": dict(self._dropped), "faces": self._faces,
                 "reconnects": self._source.reconnects, "last_error": self._source.last_error,
                 "latency_ms_p50": quantile(0.5), "latency_ms_p95": quantile(0.95),
-                "in_flight": len(self._in_flight), "last_seq": self._last_seq, "pid": os.getpid(),
+                "in_flight": len(self._in_flight), "max_in_flight": self._max_in_flight,
+                "last_seq": self._last_seq, "pid": os.getpid(),
                 "restarted": self._restarted, "uptime_s": round(time.time() - self._started_at, 1)}
+
+    def set_max_in_flight(self, limit: int) -> None:
+        """Change the stream's share of the pipeline (the controller rebalances as streams come and go)."""
+        with self._cond:
+            self._max_in_flight = max(1, int(limit))
+            self._cond.notify_all()
 
     def set_pipeline(self, detectors: list, inference: list, publisher) -> None:
         """Use new actor handles (after the controller replaced an actor that could not restart)."""

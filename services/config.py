@@ -52,7 +52,10 @@ class StreamConfig(_Strict):
 class CaptureConfig(_Strict):
     """Settings shared by every capture actor."""
 
-    max_in_flight: Annotated[int, Field(ge=1, le=64)] = 2
+    max_in_flight: Annotated[int, Field(ge=1, le=64)] | None = Field(
+        None, description="frames of one stream inside the pipeline at once; null: the streams share "
+                          "IN_FLIGHT_PER_DETECTOR frames per detector, at least 1 each (latency stays "
+                          "bounded as streams are added)")
     reconnect_initial_s: Annotated[float, Field(gt=0)] = 0.5
     reconnect_max_s: Annotated[float, Field(gt=0)] = 10.0
     open_timeout_s: Annotated[float, Field(gt=0)] = 5.0

@@ -21,7 +21,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from models.errors import FervidError
 from models.face_detector import DetectorParams
-from services.capture import CaptureActor
+from services.capture import CaptureActor, in_flight_limit
 from services.config import ServiceConfig, StreamConfig
 from services.detector import DetectorActor
 from services.inference import InferenceActor
@@ -126,6 +126,7 @@ class Controller:
                 raise
             self._started = True
             self._save_streams()
+            self._rebalance()
         self._health.start()
         return self.status()
 
@@ -167,8 +168,19 @@ class Controller:
         local = spec.kind in (SourceKind.FILE, SourceKind.DEVICE)  # the file or camera is on this node
         handle = CaptureActor.options(**self._options("capture", stream.name, pinned=local, adopt=adopt,
                                                       num_cpus=self._config.capture.num_cpus)).remote(
-            stream, self._config.capture, self._detectors, self._inference, self._publisher, self._metrics)
+            stream, self._config.capture, self._detectors, self._inference, self._publisher, self._metrics,
+            self._in_flight_limit(len(self._streams) + 1))
         return {"config": stream, "handle": handle, "display": spec.display}
+
+    def _in_flight_limit(self, streams: int | None = None) -> int:
+        count = len(self._streams) if streams is None else streams
+        return in_flight_limit(self._config.capture.max_in_flight, len(self._detectors), count)
+
+    def _rebalance(self) -> None:
+        """Give every capture its share of the pipeline after streams were added or removed."""
+        limit = self._in_flight_limit()
+        for entry in self._streams.values():
+            entry["handle"].set_max_in_flight.remote(limit)
 
     @staticmethod
     def _wait_ready(refs: list, what: str) -> None:
@@ -201,6 +213,7 @@ class Controller:
                 raise ServiceError("the service is not started")
             self._attach_locked(stream)
             self._save_streams()
+            self._rebalance()
         return {"name": stream.name, "source": self._streams[stream.name]["display"]}
 
     def _attach_locked(self, stream: StreamConfig) -> None:
@@ -215,6 +228,7 @@ class Controller:
                 raise ServiceError(f"no stream named {name!r} (attached: {', '.join(sorted(self._streams)) or 'none'})")
             self._statuses.pop(name, None)
             self._save_streams()
+            self._rebalance()
         final: dict = {"name": name}
         try:
             final = ray.get(entry["handle"].stop.remote(), timeout=15)
@@ -245,6 +259,7 @@ class Controller:
                 # Validated when it was attached; its file may be missing right now (a source down).
                 stream = StreamConfig.model_construct(**item)
                 self._streams[stream.name] = self._new_capture(stream, adopt=True)
+            self._rebalance()
             self._started = True
             self._telemetry.buffer.inc("fervid_actor_restarts_total", kind=self.KIND)
         self._health.start()
@@ -264,7 +279,10 @@ class Controller:
         refs = {name: entry["handle"].status.remote() for name, entry in entries.items()}
         for name, ref in refs.items():
             try:
-                self._statuses[name] = ray.get(ref, timeout=3)
+                self._statuses[name] = status = ray.get(ref, timeout=3)
+                expected = self._in_flight_limit()
+                if status.get("max_in_flight") not in (None, expected):  # restarted with an old share
+                    entries[name]["handle"].set_max_in_flight.remote(expected)
             except (ray.exceptions.GetTimeoutError, ray.exceptions.ActorUnavailableError):
                 self._statuses.setdefault(name, {"name": name})["state"] = "restarting"
             except ray.exceptions.ActorDiedError:

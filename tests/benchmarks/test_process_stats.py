@@ -45,3 +45,17 @@ def test_cpu_is_grouped_by_what_each_process_is():
     by_label = sampler.cpu_by_label(before, after)
     assert by_label["python -c"] > 0.3
     assert "benchmark driver" in by_label
+
+
+def test_memory_counts_only_processes_alive_at_the_end_of_the_window():
+    from benchmarks.process_stats import TreeSample
+
+    mib = 1024 * 1024
+    sampler = ProcessSampler()
+    # pid 1 is this run's (grows 100 -> 110 MiB); pid 2 is a worker of an earlier run, exiting.
+    sampler.samples = [TreeSample(0.0, {1: 100 * mib, 2: 500 * mib}), TreeSample(1.0, {1: 120 * mib, 2: 500 * mib}),
+                       TreeSample(2.0, {1: 110 * mib, 3: 10 * mib})]
+    memory = sampler.memory_summary()
+    assert memory == {"peak_rss_mib": 120.0, "first_rss_mib": 100.0, "last_rss_mib": 110.0, "growth_pct": 10.0,
+                      "processes": 2}
+    assert sampler.memory_summary(since=0.5, until=1.5)["peak_rss_mib"] == 620.0

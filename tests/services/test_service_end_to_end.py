@@ -139,12 +139,18 @@ def test_cli_status_attach_and_detach_at_run_time(service):
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert {s["name"] for s in document["streams"]} >= set(STREAMS)
+    # 2 detectors x 2 frames shared by 3 streams: 2 each; a 4th stream brings everyone to 1.
+    assert document["detectors"] == 2
+    wait_for(lambda: all(s.get("max_in_flight") == 2 for s in status(service)["streams"]), 10,
+             what="each of 3 streams to get 2 frames in flight")
 
     result = run_fervid("attach", str(SAMPLE_CLIP), "--name", "extra", "--loop", "--address", address, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "attached extra" in result.stdout
     wait_for(lambda: stream_status(service, "extra").get("frames_processed", 0) > 3, 60,
              what="the attached stream to flow")
+    wait_for(lambda: [s.get("max_in_flight") for s in status(service)["streams"]] == [1] * 4, 10,
+             what="the pipeline's share to be rebalanced over 4 streams")
 
     duplicate = run_fervid("attach", str(SAMPLE_CLIP), "--name", "extra", "--address", address, timeout=120)
     assert duplicate.returncode == 2
@@ -158,6 +164,8 @@ def test_cli_status_attach_and_detach_at_run_time(service):
     result = run_fervid("detach", "extra", "--address", address, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "extra" not in {s["name"] for s in status(service)["streams"]}
+    wait_for(lambda: all(s.get("max_in_flight") == 2 for s in status(service)["streams"]), 10,
+             what="the share to grow back after the detach")
     samples = wait_for(lambda: (s := scrape(service["metrics_port"])) and
                        sample_value(s, "fervid_frames_captured_total", stream="extra") == 0 and s, 10,
                        what="the detached stream's series to disappear")
