@@ -30,6 +30,7 @@ from models.errors import FervidError
 from services.config import DetectorConfig
 
 CEILING_GOAL = 0.8
+SECTIONS = ("headline", "paced", "scaling")
 PACED_FPS = 15.0
 P99_BUDGET_MS = 150.0
 
@@ -128,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="write throughput and latency against streams to this PNG")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a service setting for every run, e.g. --set inference.max_wait_ms=0")
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"comma-separated parts to run, of {', '.join(SECTIONS)} (default: all); "
+                             "'headline' includes the baselines")
     args = parser.parse_args(argv)
+    sections = [part.strip() for part in args.sections.split(",") if part.strip()]
+    if not sections or set(sections) - set(SECTIONS):
+        parser.error(f"--sections takes a comma-separated list of {', '.join(SECTIONS)}, got {args.sections!r}")
     quick = args.quick
     duration = args.duration or (2.0 if quick else 20.0)
     warmup = 1.0 if quick else 5.0
@@ -143,57 +150,73 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     started = time.monotonic()
 
-    baselines = run_baselines(duration, overrides)  # before Ray starts, so nothing else runs beside them
-    from services.service import connect
-
     import ray
 
+    from services.service import connect
+
+    # The baselines run before Ray starts, so that nothing else runs beside them.
+    baselines = run_baselines(duration, overrides) if "headline" in sections else None
+    pipeline = paced = scaling = None
     connect(None, num_cpus=os.cpu_count())
     try:
         runs = Runs(duration, warmup, overrides)
-        log(f"pipeline: {streams} unpaced streams ...")
-        pipeline = runs.get(streams, False)
-        log(f"paced search at {PACED_FPS:.0f} fps per stream ...")
-        paced = run_paced_search(runs, 1 if quick else 8)
-        log("scaling ...")
-        scaling = run_scaling(runs, scaling_counts)
+        if "headline" in sections:
+            log(f"pipeline: {streams} unpaced streams ...")
+            pipeline = runs.get(streams, False)
+        if "paced" in sections:
+            log(f"paced search at {PACED_FPS:.0f} fps per stream ...")
+            paced = run_paced_search(runs, 1 if quick else 8)
+        if "scaling" in sections:
+            log("scaling ...")
+            scaling = run_scaling(runs, scaling_counts)
     finally:
         ray.shutdown()
     result = {
         "benchmark": "pipeline", "machine": machine_info(),
         "parameters": {"streams": streams, "duration_s": duration, "warmup_s": warmup, "quick": quick,
-                       "clip": SAMPLE_CLIP.name, "detector": vars(detector_params(overrides)),
-                       "overrides": overrides},
+                       "sections": sections, "clip": SAMPLE_CLIP.name,
+                       "detector": vars(detector_params(overrides)), "overrides": overrides},
         "baselines": baselines,
         "pipeline": pipeline,
-        "ratios": {
-            "pipeline_over_naive": ratio(pipeline["frames_per_s"], baselines["naive"]["frames_per_s"]),
-            "pipeline_over_ceiling": ratio(pipeline["frames_per_s"], baselines["ceiling"]["frames_per_s"]),
-            "goal_over_ceiling": CEILING_GOAL},
+        "ratios": headline_ratios(pipeline, baselines),
         "paced": paced,
         "scaling": scaling,
         "wall_s": round(time.monotonic() - started, 1),
     }
-    over = result["ratios"]["pipeline_over_ceiling"]
-    result["ratios"]["goal_met"] = over is not None and over >= CEILING_GOAL
-    if args.plot:
+    if args.plot and scaling and baselines and paced:
         plot(result, args.plot)
+    elif args.plot:
+        log("no plot: it needs every section")
     emit(result, args, summary)
     return 0
 
 
+def headline_ratios(pipeline: dict | None, baselines: dict | None) -> dict | None:
+    """Pipeline throughput over each baseline's, and whether the ceiling goal is met."""
+    if pipeline is None or baselines is None:
+        return None
+    over_ceiling = ratio(pipeline["frames_per_s"], baselines["ceiling"]["frames_per_s"])
+    return {"pipeline_over_naive": ratio(pipeline["frames_per_s"], baselines["naive"]["frames_per_s"]),
+            "pipeline_over_ceiling": over_ceiling, "goal_over_ceiling": CEILING_GOAL,
+            "goal_met": over_ceiling is not None and over_ceiling >= CEILING_GOAL}
+
+
 def summary(result: dict) -> str:
     b, p, r = result["baselines"], result["pipeline"], result["ratios"]
-    lines = [f"{'':28} {'frames/s':>9} {'faces/s':>8} {'p50 ms':>7} {'p99 ms':>7}"]
-    for label, row in (("naive loop", b["naive"]), (f"ceiling ({b['ceiling']['processes']} procs)", b["ceiling"]),
-                       (f"pipeline ({p['streams']} streams)", p)):
-        lines.append(f"{label:28} {row['frames_per_s']:9.2f} {row['faces_per_s']:8.2f} "
-                     f"{row['latency_ms']['p50'] or 0:7.1f} {row['latency_ms']['p99'] or 0:7.1f}")
-    lines.append(f"pipeline/naive {r['pipeline_over_naive']}, pipeline/ceiling {r['pipeline_over_ceiling']} "
-                 f"(goal {r['goal_over_ceiling']})")
-    lines.append(f"paced {result['paced']['fps_per_stream']:.0f} fps: up to {result['paced']['max_streams']} streams "
-                 f"without drops and p99 < {result['paced']['p99_budget_ms']:.0f} ms")
-    for mode in ("unpaced", "live_29_97fps"):
+    lines = []
+    if p is not None:
+        lines.append(f"{'':28} {'frames/s':>9} {'faces/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+        for label, row in (("naive loop", b["naive"]), (f"ceiling ({b['ceiling']['processes']} procs)", b["ceiling"]),
+                           (f"pipeline ({p['streams']} streams)", p)):
+            lines.append(f"{label:28} {row['frames_per_s']:9.2f} {row['faces_per_s']:8.2f} "
+                         f"{row['latency_ms']['p50'] or 0:7.1f} {row['latency_ms']['p99'] or 0:7.1f}")
+        lines.append(f"pipeline/naive {r['pipeline_over_naive']}, pipeline/ceiling {r['pipeline_over_ceiling']} "
+                     f"(goal {r['goal_over_ceiling']})")
+    if result["paced"] is not None:
+        paced = result["paced"]
+        lines.append(f"paced {paced['fps_per_stream']:.0f} fps: up to {paced['max_streams']} streams "
+                     f"without drops and p99 < {paced['p99_budget_ms']:.0f} ms")
+    for mode in ("unpaced", "live_29_97fps") if result["scaling"] is not None else ():
         cells = ", ".join(f"{run['streams']}: {run['frames_per_s']:.1f} fps/p99 {run['latency_ms']['p99']} ms/"
                           f"{run['dropped_total']} dropped" for run in result["scaling"][mode])
         lines.append(f"scaling {mode}: {cells}")

@@ -92,3 +92,16 @@ def test_overrides_parse_and_bad_ones_fail_in_one_line():
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines()[-1].endswith("detector.downscale: Input should be less than or equal to 1")
+
+
+def test_one_section_runs_alone_and_the_others_are_null():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--quick", "--json", "--sections", "paced",
+                           "--set", "inference.max_wait_ms=5"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["baselines"] is None and result["pipeline"] is None and result["ratios"] is None
+    assert result["scaling"] is None and result["paced"]["runs"]
+    assert result["parameters"]["overrides"] == {"inference": {"max_wait_ms": 5}}
+    bad = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--sections", "headline,nope"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--sections" in bad.stderr.strip().splitlines()[-1]
