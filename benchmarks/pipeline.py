@@ -236,10 +236,16 @@ def plot(result: dict, path: Path) -> None:
         runs = scaling[mode]
         left.plot([r["streams"] for r in runs], [r["frames_per_s"] for r in runs], marker=marker, label=label)
         right.plot([r["streams"] for r in runs], [r["latency_ms"]["p99"] for r in runs], marker=marker, label=label)
+        for run in runs:
+            if run["dropped_total"]:
+                left.annotate(f"{100 * run['drop_fraction']:.0f}% dropped", (run["streams"], run["frames_per_s"]),
+                              textcoords="offset points", xytext=(0, -14), ha="center", fontsize=7)
     for name, style in (("ceiling", "--"), ("naive", ":")):
         left.axhline(result["baselines"][name]["frames_per_s"], linestyle=style, color="grey",
                      label=f"{name} ({result['baselines'][name]['frames_per_s']:.1f})")
     right.axhline(result["paced"]["p99_budget_ms"], linestyle="--", color="grey", label="150 ms budget")
+    left.set_ylim(bottom=0)
+    right.set_ylim(bottom=0)
     for axis, title, unit in ((left, "Throughput, all streams", "frames/s"), (right, "Latency p99", "ms")):
         axis.set_xscale("log", base=2)
         axis.set_xticks(scaling["streams"], [str(n) for n in scaling["streams"]])

@@ -76,7 +76,7 @@ class DetectorConfig(_Strict):
         None, description="detector actors; default: the cluster's CPUs minus what other actors reserve")
     num_cpus: Annotated[float, Field(gt=0)] = 1.0
     # The fastest setting that kept recall on the sample clip and photos in benchmarks.detector
-    # (docs/performance.md): about 10% faster than OpenCV's usual 1.1 / 5 / 30 / full size, but no
+    # (docs/performance.md): about 8% faster than OpenCV's usual 1.1 / 5 / 30 / full size, but no
     # face under 60 px is found and the clip shows more false positives. Still images (`fervid
     # predict`, the app) keep the usual settings, where speed does not matter.
     scale_factor: Annotated[float, Field(gt=1.0, le=2.0)] = 1.05
@@ -92,7 +92,7 @@ class InferenceConfig(_Strict):
     max_batch: Annotated[int, Field(ge=1, le=256)] = 64
     max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = Field(
         0.0, description="wait this long for more frames after the first; 0: batch what queued while the "
-                         "model was busy (measured: p99 50 ms lower than 10 ms at one 15 fps stream on CPU)")
+                         "model was busy (on CPU: p50 10 ms lower than with 10 ms, same throughput)")
     flip_average: bool = False
     actors: Annotated[int, Field(ge=1, le=64)] | None = Field(
         None, description="inference actors; default: one per GPU in the cluster, or 1")
