@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gui.test_zmq_receiver import FakeService
+from tests.gui.zmq_helpers import FakeService
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from gui.monitor import LinkState, MonitorState, MonitorWindow, decode_frame, jp
 from models.labels import EMOTIONS
 from services.messages import StreamMessage, encode_message
 from tests.conftest import REPO
-from tests.gui.test_zmq_receiver import face, frame_bgr, frame_jpeg, make_message
+from tests.gui.zmq_helpers import face, frame_bgr, frame_jpeg, make_message
 from tests.services.service_helpers import free_port
 
 WAIT_MS = 15_000
