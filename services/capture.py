@@ -54,6 +54,8 @@ class _InFlight:
     detect_ref: ray.ObjectRef
     infer_ref: ray.ObjectRef
     detector: int
+    submitted: float
+    """``time.monotonic()`` at submission, for the stuck-frame watchdog."""
 
 
 @ray.remote
@@ -91,6 +93,8 @@ class CaptureActor:
         self._processed = 0
         self._faces = 0
         self._dropped: Counter[str] = Counter()
+        self._stuck_timeout_s = capture.stuck_timeout_s
+        self._stuck = 0
         self._latencies: deque[float] = deque(maxlen=300)
         self._capture_times: deque[float] = deque(maxlen=512)
         self._reconnects_reported = 0
@@ -151,7 +155,7 @@ class CaptureActor:
         inference = self._inference[zlib.crc32(self._name.encode()) % len(self._inference)]
         infer_ref = inference.classify.remote(detect_ref)
         publish_ref = self._publisher.publish.remote(meta, detect_ref, infer_ref, [frame_ref])
-        self._in_flight[publish_ref] = _InFlight(frame.seq, frame_ref, detect_ref, infer_ref, index)
+        self._in_flight[publish_ref] = _InFlight(frame.seq, frame_ref, detect_ref, infer_ref, index, time.monotonic())
         self._last_seq = frame.seq
         self._cond.notify_all()
 
@@ -171,7 +175,37 @@ class CaptureActor:
             ready, _ = ray.wait(refs, num_returns=1, timeout=0.2)
             for ref in ready:
                 self._finish(ref)
+            self._give_up_stuck(time.monotonic())
         self._update_gauges()
+
+    def _give_up_stuck(self, now: float) -> None:
+        """Free the slots of frames in the pipeline for longer than ``stuck_timeout_s``.
+
+        A result that never arrives (a task lost with an actor that died at the wrong moment)
+        would otherwise hold its slot for good, and a stream whose slots are all held stops.
+        The frame is counted as dropped at the first stage that had not finished.
+        """
+        with self._cond:
+            stuck = [ref for ref, entry in self._in_flight.items() if now - entry.submitted > self._stuck_timeout_s]
+        for ref in stuck:
+            entry = self._in_flight[ref]
+            # Its refs are simply forgotten (not cancelled: a task that does finish later is harmless).
+            self._count_drop(self._pending_stage(entry))
+            self._stuck += 1
+            with self._cond:
+                self._in_flight.pop(ref, None)
+                if self._waiting is not None and not self._stop.is_set():
+                    frame, self._waiting = self._waiting, None
+                    self._submit(frame)
+                self._cond.notify_all()
+
+    @staticmethod
+    def _pending_stage(entry: _InFlight) -> str:
+        for stage, ref in (("detect", entry.detect_ref), ("infer", entry.infer_ref)):
+            ready, _ = ray.wait([ref], timeout=0)
+            if not ready:
+                return stage
+        return "publish"
 
     def _finish(self, ref: ray.ObjectRef) -> None:
         entry = self._in_flight[ref]
@@ -237,6 +271,7 @@ class CaptureActor:
                 "reconnects": self._source.reconnects, "last_error": self._source.last_error,
                 "latency_ms_p50": quantile(0.5), "latency_ms_p95": quantile(0.95),
                 "in_flight": len(self._in_flight), "max_in_flight": self._max_in_flight,
+                "stuck_given_up": self._stuck,
                 "last_seq": self._last_seq, "pid": os.getpid(),
                 "restarted": self._restarted, "uptime_s": round(time.time() - self._started_at, 1)}
 

@@ -61,6 +61,9 @@ class CaptureConfig(_Strict):
     open_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     read_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     num_cpus: Annotated[float, Field(ge=0)] = 0.0
+    stuck_timeout_s: Annotated[float, Field(gt=0)] = Field(
+        15.0, description="a frame in the pipeline this long is given up and counted as dropped "
+                          "(its result was lost, e.g. with an actor that died), freeing its slot")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> "CaptureConfig":

@@ -135,8 +135,11 @@ class Controller:
         self._metrics = MetricsActor.options(**self._options("metrics", pinned=True, adopt=adopt,
                                                              num_cpus=0)).remote(
             cfg.metrics.host, cfg.metrics.port, cfg.metrics.enabled)
+        # Out of order: Ray otherwise runs one caller's calls in submission order, so a frame whose
+        # detection or inference never finishes would hold back every later frame of its stream.
+        # The publisher keeps each stream in order itself (it drops a frame older than the last sent).
         self._publisher = PublisherActor.options(**self._options("publisher", pinned=True, adopt=adopt,
-                                                                 num_cpus=0)).remote(
+                                                                 num_cpus=0, allow_out_of_order_execution=True)).remote(
             cfg.publisher.endpoint, cfg.publisher.jpeg_quality, self._metrics)
         for error in ray.get([self._metrics.check.remote(), self._publisher.check.remote()], timeout=60):
             if error:
@@ -160,7 +163,8 @@ class Controller:
         params = DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors,
                                 min_size=d.min_size, downscale=d.downscale)
         return DetectorActor.options(**self._options(
-            "detector", index, adopt=adopt, num_cpus=d.num_cpus, scheduling_strategy="SPREAD")).remote(
+            "detector", index, adopt=adopt, num_cpus=d.num_cpus, scheduling_strategy="SPREAD",
+            allow_out_of_order_execution=True)).remote(
             params, self._metrics)
 
     def _new_capture(self, stream: StreamConfig, adopt: bool = False) -> dict:

@@ -33,7 +33,7 @@ def service(ray_session):
         "publisher": {"endpoint": f"tcp://127.0.0.1:{ports['zmq']}"},
         "metrics": {"port": ports["metrics"]},
         "inference": {"max_wait_ms": 40},
-        "capture": {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0},
+        "capture": {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, "stuck_timeout_s": 4.0},
     })
     controller = start_service(config)
     info = {"controller": controller, "endpoint": config.publisher.endpoint, "metrics_port": ports["metrics"],
@@ -194,8 +194,11 @@ def test_sigkilled_detector_is_restarted_and_streams_resume(service):
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: _pid_of("detector:0") not in (None, pid), 60, what="the detector to come back")
     mark = processed(service)
-    wait_for(lambda: all(processed(service)[n] > mark[n] + 5 for n in STREAMS), 60,
-             what="every stream to keep flowing after the detector was killed")
+    try:
+        wait_for(lambda: all(processed(service)[n] > mark[n] + 5 for n in STREAMS), 60,
+                 what="every stream to keep flowing after the detector was killed")
+    except AssertionError as exc:  # say where each stream stands: this has been seen once in CI
+        raise AssertionError(f"{exc}; processed at the mark {mark}; now {status(service)['streams']}") from None
     assert all(processed(service)[n] > before[n] for n in STREAMS)
     samples = wait_for(lambda: (s := scrape(service["metrics_port"])) and
                        sample_value(s, "fervid_actor_restarts_total", kind="detector") >= 1 and s, 10,
@@ -219,6 +222,55 @@ def test_sigkilled_capture_is_restarted_and_numbering_continues(service):
     assert stream_status(service, "cam1")["restarted"] is True
     wait_for(lambda: sample_value(scrape(service["metrics_port"]), "fervid_actor_restarts_total",
                                   kind="capture") >= 1, 10, what="the capture restart to be counted")
+
+
+def test_frozen_detector_does_not_stop_the_streams(service):
+    """SIGSTOP a detector: its frames never finish, so the watchdog gives them up (counted), and
+    every stream keeps moving on the other detector; after SIGCONT all is as before."""
+    pid = _pid_of("detector:1")
+    before = {n: stream_status(service, n) for n in STREAMS}
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        mark = processed(service)
+        given_up = wait_for(lambda: all((s := stream_status(service, n)).get("stuck_given_up", 0) >
+                                        before[n].get("stuck_given_up", 0) for n in STREAMS) and True, 60,
+                            what="frames stuck on the frozen detector to be given up")
+        assert given_up
+        wait_for(lambda: all(processed(service)[n] > mark[n] + 5 for n in STREAMS), 60,
+                 what="every stream to keep flowing while a detector is frozen")
+        samples = scrape(service["metrics_port"])
+        assert sum(sample_value(samples, "fervid_frames_dropped_total", stream=n, stage="detect") for n in STREAMS) >= 3
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert _pid_of("detector:1") == pid  # frozen, not dead: nobody restarted it
+
+
+def _restarts_counted(port: int, kind: str) -> bool:
+    """Whether /metrics counts a restart of ``kind`` (False while the endpoint itself restarts)."""
+    try:
+        return sample_value(scrape(port), "fervid_actor_restarts_total", kind=kind) >= 1
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("name", "kind"), [("inference:0", "inference"), ("publisher", "publisher"),
+                                            ("metrics", "metrics")])
+def test_sigkilled_pipeline_actor_is_restarted_and_streams_resume(service, name, kind):
+    """Ray restarts the actor in place; captures keep their handles, so every stream flows again."""
+    pid = _pid_of(name)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _pid_of(name) not in (None, pid), 90, what=f"{name} to come back in a new process")
+    mark = processed(service)
+    wait_for(lambda: all(processed(service)[n] > mark[n] + 5 for n in STREAMS), 90,
+             what=f"every stream to flow again after {name} was killed")
+    wait_for(lambda: _restarts_counted(service["metrics_port"], kind), 30, what=f"the {kind} restart to be counted")
+    if kind == "publisher":  # subscribers reconnect by themselves and get in-order messages again
+        subscriber = Subscriber(service["endpoint"], topics=("cam0",))
+        try:
+            seqs = [m.seq for m in subscriber.collect(3.0) if m.stream == "cam0"]
+        finally:
+            subscriber.close()
+        assert seqs and seqs == sorted(set(seqs))
 
 
 def test_file_source_that_vanishes_and_returns_is_reopened(service, tmp_path):
