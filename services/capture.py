@@ -192,12 +192,7 @@ class CaptureActor:
             # Its refs are simply forgotten (not cancelled: a task that does finish later is harmless).
             self._count_drop(self._pending_stage(entry))
             self._stuck += 1
-            with self._cond:
-                self._in_flight.pop(ref, None)
-                if self._waiting is not None and not self._stop.is_set():
-                    frame, self._waiting = self._waiting, None
-                    self._submit(frame)
-                self._cond.notify_all()
+            self._release_slot(ref)
 
     @staticmethod
     def _pending_stage(entry: _InFlight) -> str:
@@ -220,8 +215,12 @@ class CaptureActor:
                 self._processed += 1
                 self._faces += result["faces"]
                 self._latencies.append(result["latency"])
+        self._release_slot(ref)
+
+    def _release_slot(self, ref: ray.ObjectRef) -> None:
+        """Forget a finished (or given-up) frame and submit the waiting one, if any, in its place."""
         with self._cond:
-            del self._in_flight[ref]
+            self._in_flight.pop(ref, None)
             if self._waiting is not None and not self._stop.is_set():
                 frame, self._waiting = self._waiting, None
                 self._submit(frame)
