@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks.detector import (BASELINE, CLIP_RECALL_TOLERANCE, PHOTOS_RECALL_TOLERANCE, TRUTH_FILE, grid, iou,
-                                 match, meets_rule, select, setting_name)
+from benchmarks.detector import (BASELINE, CLIP_RECALL_TOLERANCE, PHOTOS_RECALL_TOLERANCE, QUICK_PHOTOS, TRUTH_FILE,
+                                 grid, iou, match, meets_rule, select, setting_name)
+from tests.conftest import OBAMA, TWO_PEOPLE
 
 REPO = Path(__file__).resolve().parents[2]
-MEDIA = REPO.parent / "shared" / "data" / "media"
 
 
 # ---------------------------------------------------------------- IoU and matching
@@ -118,11 +119,17 @@ def test_truth_file_is_well_formed():
 
 @pytest.mark.slow
 def test_quick_run_json_out_and_plot(tmp_path):
-    if not MEDIA.is_dir():
-        pytest.skip(f"sample photos not found at {MEDIA}")
+    # The quick run's two photos also ship in the repository (byte-identical to ../shared/data/media),
+    # so it runs on a clean clone without the shared folder.
+    media = tmp_path / "media"
+    media.mkdir()
+    for photo in (OBAMA, TWO_PEOPLE):
+        shutil.copy(photo, media / photo.name)
+    assert {path.name for path in media.iterdir()} == set(QUICK_PHOTOS)
     out, png = tmp_path / "detector.json", tmp_path / "detector.png"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.detector", "--quick", "--json", "--out", str(out),
-                           "--plot", str(png)], cwd=REPO, capture_output=True, text=True, timeout=120)
+                           "--plot", str(png), "--media", str(media)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert json.loads(out.read_text(encoding="utf-8")) == result
