@@ -15,14 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+def parse_samples(text: str) -> Samples:
+    """Prometheus text format as ``{(sample name, sorted labels): value}``."""
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
 def scrape(url: str, timeout_s: float = 10.0) -> Samples:
-    """One HTTP scrape as ``{(sample name, sorted labels): value}``."""
-    text = urllib.request.urlopen(url, timeout=timeout_s).read().decode()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
+    """One HTTP scrape, parsed by ``parse_samples``."""
+    with urllib.request.urlopen(url, timeout=timeout_s) as response:
+        return parse_samples(response.read().decode())
 
 
 def delta(before: Samples, after: Samples) -> Samples:

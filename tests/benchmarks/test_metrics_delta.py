@@ -5,17 +5,8 @@ import math
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks import metrics_delta as md
-
-
-def parse(text: str) -> md.Samples:
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
 
 
 def test_quantile_interpolates_inside_the_bucket_like_promql():
@@ -38,12 +29,12 @@ def test_window_differences_of_real_prometheus_client_output():
     latency = Histogram("fervid_latency_seconds", "latency", ["stream"], buckets=(0.05, 0.1), registry=registry)
     frames.labels(stream="a").inc(5)
     latency.labels(stream="a").observe(0.2)  # before the window: must not count
-    before = parse(generate_latest(registry).decode())
+    before = md.parse_samples(generate_latest(registry).decode())
     frames.labels(stream="a").inc(3)
     frames.labels(stream="b").inc(2)  # a series that appears during the window counts from zero
     for value in (0.01, 0.02, 0.07, 0.08):
         latency.labels(stream="a").observe(value)
-    window = md.delta(before, parse(generate_latest(registry).decode()))
+    window = md.delta(before, md.parse_samples(generate_latest(registry).decode()))
     assert md.total(window, "fervid_frames_processed_total") == 5
     assert md.total(window, "fervid_frames_processed_total", stream="a") == 3
     assert md.by_label(window, "fervid_frames_processed_total", "stream") == {"a": 3, "b": 2}

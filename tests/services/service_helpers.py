@@ -1,31 +1,20 @@
 """Helpers for tests that run the real service: free ports, scraping /metrics, subscribing."""
 from __future__ import annotations
 
-import socket
 import time
-import urllib.request
 from collections.abc import Callable
 
 import zmq
-from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks import metrics_delta
+from benchmarks.metrics_delta import Samples
+from benchmarks.service_run import free_port  # noqa: F401  (one free-port helper, used by the service tests)
 from services.messages import StreamMessage, decode_message
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """A real HTTP scrape of /metrics, as {(sample name, sorted labels): value}."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
+def scrape(port: int) -> Samples:
+    """A real HTTP scrape of /metrics on loopback, as {(sample name, sorted labels): value}."""
+    return metrics_delta.scrape(f"http://127.0.0.1:{port}/metrics")
 
 
 def sample_value(samples: dict, name: str, **labels: str) -> float:

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 from prometheus_client import start_http_server
-from prometheus_client.parser import text_string_to_metric_families
+from benchmarks.metrics_delta import parse_samples
 
 from services.metrics import SERIES, MetricsBuffer, MetricsRegistry, MetricsShipper
 
@@ -94,8 +94,7 @@ def scrape():
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
                 assert response.status == 200
                 text = response.read().decode()
-            return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                    for family in text_string_to_metric_families(text) for sample in family.samples}
+            return parse_samples(text)
         return read
 
     yield serve
