@@ -18,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.common import decode_frames
 from models.face_detector import DetectorParams
 
 
@@ -52,43 +53,21 @@ def _single_thread() -> None:
             pass  # already initialised
 
 
-def _recognise(detector, classifier, frame) -> int:
-    """Detect, crop and classify one frame; returns its number of faces."""
-    from models.preprocessing import crop_faces, to_grey
+def _recognizer(params: dict):
+    """The project's one detect-crop-classify path, with the service's classifier settings."""
+    from models.classifier import EmotionClassifier
+    from models.face_detector import HaarFaceDetector
+    from models.recognizer import Recognizer
 
-    grey = to_grey(frame)
-    boxes = detector.detect(grey)
-    if len(boxes):
-        classifier.predict(crop_faces(grey, boxes))
-    return len(boxes)
-
-
-def decode_frames(path: Path, limit: int | None = None) -> list:
-    """Every frame of a video file (BGR), in memory."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = []
-    while limit is None or len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    if not frames:
-        raise RuntimeError(f"no frames could be decoded from {path}")
-    return frames
+    classifier = EmotionClassifier.load(flip_average=False)
+    classifier.warm_up(16)
+    return Recognizer(classifier, HaarFaceDetector(DetectorParams(**params)))
 
 
 def _naive_worker(clip: str, params: dict, duration_s: float, queue) -> None:
     import cv2
 
-    from models.classifier import EmotionClassifier
-    from models.face_detector import HaarFaceDetector
-
-    detector = HaarFaceDetector(DetectorParams(**params))
-    classifier = EmotionClassifier.load(flip_average=False)
-    classifier.warm_up(16)
+    recognizer = _recognizer(params)
     capture = cv2.VideoCapture(clip, cv2.CAP_FFMPEG)
     frames = faces = 0
     latencies = []
@@ -99,7 +78,7 @@ def _naive_worker(clip: str, params: dict, duration_s: float, queue) -> None:
         if not ok:  # loop the clip like the service does
             capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             continue
-        faces += _recognise(detector, classifier, frame)
+        faces += len(recognizer.recognise(frame))
         frames += 1
         latencies.append(time.perf_counter() - read_at)
     queue.put(asdict(LoopResult(frames, faces, time.perf_counter() - start, latencies)))
@@ -107,12 +86,7 @@ def _naive_worker(clip: str, params: dict, duration_s: float, queue) -> None:
 
 def _ceiling_worker(clip: str, params: dict, duration_s: float, barrier, queue) -> None:
     _single_thread()
-    from models.classifier import EmotionClassifier
-    from models.face_detector import HaarFaceDetector
-
-    detector = HaarFaceDetector(DetectorParams(**params))
-    classifier = EmotionClassifier.load(flip_average=False)
-    classifier.warm_up(16)
+    recognizer = _recognizer(params)
     frames_in_memory = decode_frames(Path(clip))
     barrier.wait()  # every process starts timing together, after its start-up
     frames = faces = 0
@@ -121,7 +95,7 @@ def _ceiling_worker(clip: str, params: dict, duration_s: float, barrier, queue) 
     index = os.getpid()  # processes start at different frames, like independent streams
     while time.perf_counter() - start < duration_s:
         began = time.perf_counter()
-        faces += _recognise(detector, classifier, frames_in_memory[index % len(frames_in_memory)])
+        faces += len(recognizer.recognise(frames_in_memory[index % len(frames_in_memory)]))
         index += 1
         frames += 1
         latencies.append(time.perf_counter() - began)

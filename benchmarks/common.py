@@ -74,6 +74,25 @@ def _git_commit() -> str | None:
         return None
 
 
+def decode_frames(path: Path, convert: Callable | None = None) -> list:
+    """Every frame of a video file in memory (BGR, or what ``convert`` makes of each frame)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            frames.append(convert(frame) if convert else frame)
+    finally:
+        capture.release()
+    if not frames:
+        raise RuntimeError(f"no frames could be decoded from {path}")
+    return frames
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The ``q``-th percentile (0..100) by linear interpolation; ``None`` for no values."""
     if not values:

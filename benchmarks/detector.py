@@ -54,7 +54,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, SAMPLE_CLIP, emit, log, machine_info, make_parser, median, ratio
+from benchmarks.common import (REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info, make_parser, median,
+                               ratio)
 from models.face_detector import DetectorParams, HaarFaceDetector
 from models.image_io import load_image
 from models.preprocessing import to_grey
@@ -181,24 +182,9 @@ def load_truth(path: Path = TRUTH_FILE) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def decode_clip(path: Path) -> list[np.ndarray]:
-    """Every frame of a video as 8-bit greyscale."""
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(to_grey(frame))
-    finally:
-        capture.release()
-    return frames
-
-
 def load_media(truth: dict, clip: Path, media_dir: Path, quick: bool) -> Media:
     """Decode the clip and the photos named in ``truth`` (a subset of both with ``quick``)."""
-    frames = decode_clip(clip)
+    frames = decode_frames(clip, convert=to_grey)
     expected = truth["clip"]["frame_count"]
     if len(frames) != expected:
         raise RuntimeError(f"{clip} decoded to {len(frames)} frames, the truth file describes {expected}")
@@ -406,9 +392,7 @@ def _service_default() -> dict:
     """The detector settings ``fervid up`` uses unless its config says otherwise."""
     from services.config import DetectorConfig
 
-    d = DetectorConfig()
-    return asdict(DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors, min_size=d.min_size,
-                                 downscale=d.downscale))
+    return asdict(DetectorConfig().params())
 
 
 def _statement(row: dict, baseline: dict, what: dict) -> str:
