@@ -38,11 +38,7 @@ P99_BUDGET_MS = 150.0
 def detector_params(overrides: dict | None = None):
     """The service's detector settings (defaults plus ``--set detector.*``), so that baselines
     and pipeline do the same work."""
-    from models.face_detector import DetectorParams
-
-    d = DetectorConfig(**(overrides or {}).get("detector", {}))
-    return DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors, min_size=d.min_size,
-                          downscale=d.downscale)
+    return DetectorConfig(**(overrides or {}).get("detector", {})).params()
 
 
 def baseline_summary(results: list[LoopResult], processes: int) -> dict:
@@ -125,7 +121,7 @@ def parse_overrides(items: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser(__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=4, help="streams of the headline comparison (default 4)")
-    parser.add_argument("--duration", type=float, help="seconds measured per configuration (default 20; quick 4)")
+    parser.add_argument("--duration", type=float, help="seconds measured per configuration (default 20; quick 2)")
     parser.add_argument("--plot", type=Path, help="write throughput and latency against streams to this PNG")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a service setting for every run, e.g. --set inference.max_wait_ms=0")

@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import FervidError
+from models.face_detector import DetectorParams
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CLIP = REPO_ROOT / "assets" / "short_hamilton_clip.mp4"
@@ -86,6 +87,11 @@ class DetectorConfig(_Strict):
     min_neighbors: Annotated[int, Field(ge=0, le=50)] = 5
     min_size: Annotated[int, Field(ge=8, le=4096)] = 60
     downscale: Annotated[float, Field(gt=0, le=1.0)] = 0.75
+
+    def params(self) -> DetectorParams:
+        """The ``detectMultiScale`` settings these keys describe."""
+        return DetectorParams(scale_factor=self.scale_factor, min_neighbors=self.min_neighbors,
+                              min_size=self.min_size, downscale=self.downscale)
 
 
 class InferenceConfig(_Strict):

@@ -20,7 +20,6 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from models.errors import FervidError
-from models.face_detector import DetectorParams
 from services.capture import CaptureActor, in_flight_limit
 from services.config import ServiceConfig, StreamConfig
 from services.detector import DetectorActor
@@ -160,12 +159,10 @@ class Controller:
 
     def _new_detector(self, index: int, adopt: bool = False):
         d = self._config.detector
-        params = DetectorParams(scale_factor=d.scale_factor, min_neighbors=d.min_neighbors,
-                                min_size=d.min_size, downscale=d.downscale)
         return DetectorActor.options(**self._options(
             "detector", index, adopt=adopt, num_cpus=d.num_cpus, scheduling_strategy="SPREAD",
             allow_out_of_order_execution=True)).remote(
-            params, self._metrics)
+            d.params(), self._metrics)
 
     def _new_capture(self, stream: StreamConfig, adopt: bool = False) -> dict:
         spec = parse_source(stream.source, check_exists=False)  # validated by StreamConfig
@@ -281,10 +278,10 @@ class Controller:
         with self._lock:
             entries = dict(self._streams)
         refs = {name: entry["handle"].status.remote() for name, entry in entries.items()}
+        expected = self._in_flight_limit()
         for name, ref in refs.items():
             try:
                 self._statuses[name] = status = ray.get(ref, timeout=3)
-                expected = self._in_flight_limit()
                 if status.get("max_in_flight") not in (None, expected):  # restarted with an old share
                     entries[name]["handle"].set_max_in_flight.remote(expected)
             except (ray.exceptions.GetTimeoutError, ray.exceptions.ActorUnavailableError):
