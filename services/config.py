@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from models.errors import FervidError
 from models.face_detector import DetectorParams
+from services.placement import check_selector
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CLIP = REPO_ROOT / "assets" / "short_hamilton_clip.mp4"
@@ -28,6 +29,11 @@ class ConfigError(FervidError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+NodeSelector = Annotated[dict[str, str] | None,
+                         AfterValidator(lambda value: None if value is None else check_selector(value))]
+"""Ray node labels an actor's node must have (``fervid.io/node: cpu``, ``!gpu``, ``in(a,b)``)."""
 
 
 class StreamConfig(_Strict):
@@ -62,6 +68,9 @@ class CaptureConfig(_Strict):
     open_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     read_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     num_cpus: Annotated[float, Field(ge=0)] = 0.0
+    label_selector: NodeSelector = Field(
+        None, description="network cameras: node labels their capture actor needs (files and devices "
+                          "always run on the node of `fervid up`, where they are); null: any node")
     stuck_timeout_s: Annotated[float, Field(gt=0)] = Field(
         15.0, description="a frame in the pipeline this long is given up and counted as dropped "
                           "(its result was lost, e.g. with an actor that died), freeing its slot")
@@ -79,6 +88,9 @@ class DetectorConfig(_Strict):
     pool_size: Annotated[int, Field(ge=1, le=1024)] | None = Field(
         None, description="detector actors; default: the cluster's CPUs minus what other actors reserve")
     num_cpus: Annotated[float, Field(gt=0)] = 1.0
+    label_selector: NodeSelector = Field(
+        None, description="node labels a detector's node needs (e.g. {fervid.io/node: cpu} keeps them off "
+                          "GPU nodes); the default pool size counts only the CPUs of matching nodes")
     # The fastest setting that kept recall on the sample clip and photos in benchmarks.detector
     # (docs/performance.md): about 8% faster than OpenCV's usual 1.1 / 5 / 30 / full size, but no
     # face under 60 px is found and the clip shows more false positives. Still images (`fervid
@@ -108,6 +120,8 @@ class InferenceConfig(_Strict):
     num_gpus: Annotated[float, Field(ge=0, le=8)] | None = Field(
         None, description="GPUs reserved per actor (fractions allowed); default: 1 when the cluster has GPUs")
     num_cpus: Annotated[float, Field(ge=0)] = 0.0
+    label_selector: NodeSelector = Field(
+        None, description="node labels an inference actor's node needs; GPUs are counted on matching nodes only")
 
 
 class PublisherConfig(_Strict):

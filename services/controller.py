@@ -25,6 +25,7 @@ from services.config import ServiceConfig, StreamConfig
 from services.detector import DetectorActor
 from services.inference import InferenceActor
 from services.metrics_actor import MetricsActor
+from services.placement import Plan, PlacementError, live_nodes, plan
 from services.publisher import PublisherActor
 from services.runtime import NAMESPACE, Telemetry, actor_name, was_restarted
 from services.sources import SourceKind, parse_source
@@ -55,6 +56,11 @@ def _remove_leftover(name: str, timeout_s: float = 10.0) -> None:
             return
         _kill(handle)
         time.sleep(0.2)
+
+
+def _selector(selector: dict[str, str] | None) -> dict:
+    """Actor options for a configured node-label selector (none: Ray's own placement)."""
+    return {"label_selector": dict(selector)} if selector else {}
 
 
 @ray.remote
@@ -97,19 +103,18 @@ class Controller:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self._node_id, soft=False)
         return options
 
-    def _plan(self) -> tuple[int, float, int]:
-        """(inference actors, GPUs per inference actor, detector pool size) for this cluster."""
-        resources = ray.cluster_resources()
-        gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 0))
+    def _plan(self) -> Plan:
+        """Inference actors, GPUs per inference actor and detector pool size for this cluster."""
         cfg = self._config
-        per_gpu = cfg.inference.num_gpus if cfg.inference.num_gpus is not None else (1.0 if gpus >= 1 else 0.0)
-        n_inference = cfg.inference.actors or (max(1, int(gpus // per_gpu)) if per_gpu > 0 else 1)
-        if cfg.detector.pool_size:
-            pool = cfg.detector.pool_size
-        else:
-            reserved = n_inference * cfg.inference.num_cpus + len(cfg.streams) * cfg.capture.num_cpus
-            pool = max(1, int((cpus - reserved) // cfg.detector.num_cpus))
-        return n_inference, per_gpu, pool
+        try:
+            return plan(live_nodes(ray.nodes()),
+                        inference_selector=cfg.inference.label_selector, inference_actors=cfg.inference.actors,
+                        gpus_per_inference=cfg.inference.num_gpus, inference_cpus=cfg.inference.num_cpus,
+                        detector_selector=cfg.detector.label_selector, detector_pool=cfg.detector.pool_size,
+                        detector_cpus=cfg.detector.num_cpus, capture_selector=cfg.capture.label_selector,
+                        captures=len(cfg.streams), capture_cpus=cfg.capture.num_cpus)
+        except PlacementError as exc:
+            raise ServiceError(str(exc)) from None
 
     def start(self) -> dict:
         """Create the pipeline and the configured streams; raise ``ServiceError`` if it cannot run."""
@@ -144,31 +149,34 @@ class Controller:
             if error:
                 raise ServiceError(error)
         self._telemetry = Telemetry(self._metrics)
-        n_inference, per_gpu, pool = self._plan()
-        self._inference = [self._new_inference(i, per_gpu, adopt) for i in range(n_inference)]
-        self._detectors = [self._new_detector(i, adopt) for i in range(pool)]
+        sizes = self._plan()
+        self._inference = [self._new_inference(i, sizes.gpus_per_inference, adopt)
+                           for i in range(sizes.inference_actors)]
+        self._detectors = [self._new_detector(i, adopt) for i in range(sizes.detectors)]
         self._wait_ready([a.ready.remote() for a in self._inference] + [d.pid.remote() for d in self._detectors],
-                         f"{n_inference} inference actor(s) and {pool} detector(s)")
+                         f"{sizes.inference_actors} inference actor(s) and {sizes.detectors} detector(s)")
 
     def _new_inference(self, index: int, per_gpu: float, adopt: bool = False):
         cfg = self._config.inference
-        return InferenceActor.options(**self._options(
-            "inference", index, adopt=adopt, num_cpus=cfg.num_cpus, num_gpus=per_gpu,
-            max_concurrency=256)).remote(str(cfg.model) if cfg.model else None, cfg.max_batch,
-                                         cfg.max_wait_ms, cfg.flip_average, self._metrics)
+        options = self._options("inference", index, adopt=adopt, num_cpus=cfg.num_cpus, num_gpus=per_gpu,
+                                max_concurrency=256, **_selector(cfg.label_selector))
+        return InferenceActor.options(**options).remote(str(cfg.model) if cfg.model else None, cfg.max_batch,
+                                                        cfg.max_wait_ms, cfg.flip_average, self._metrics)
 
     def _new_detector(self, index: int, adopt: bool = False):
         d = self._config.detector
         return DetectorActor.options(**self._options(
             "detector", index, adopt=adopt, num_cpus=d.num_cpus, scheduling_strategy="SPREAD",
-            allow_out_of_order_execution=True)).remote(
+            allow_out_of_order_execution=True, **_selector(d.label_selector))).remote(
             d.params(), self._metrics)
 
     def _new_capture(self, stream: StreamConfig, adopt: bool = False) -> dict:
         spec = parse_source(stream.source, check_exists=False)  # validated by StreamConfig
         local = spec.kind in (SourceKind.FILE, SourceKind.DEVICE)  # the file or camera is on this node
-        handle = CaptureActor.options(**self._options("capture", stream.name, pinned=local, adopt=adopt,
-                                                      num_cpus=self._config.capture.num_cpus)).remote(
+        placement = {} if local else _selector(self._config.capture.label_selector)
+        options = self._options("capture", stream.name, pinned=local, adopt=adopt,
+                                num_cpus=self._config.capture.num_cpus, **placement)
+        handle = CaptureActor.options(**options).remote(
             stream, self._config.capture, self._detectors, self._inference, self._publisher, self._metrics,
             self._in_flight_limit(len(self._streams) + 1))
         return {"config": stream, "handle": handle, "display": spec.display}
@@ -308,7 +316,7 @@ class Controller:
                 except ray.exceptions.ActorDiedError:
                     _kill(actor)
                     actors[index] = (self._new_detector(index) if kind == "detector"
-                                     else self._new_inference(index, self._plan()[1]))
+                                     else self._new_inference(index, self._plan().gpus_per_inference))
                     self._count_restart(kind)
                     replaced = True
         if replaced:

@@ -79,7 +79,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "namespace": NAMESPACE}
     if address is None:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
+        # "local": a new Ray of our own even when `ray start` left a cluster on this machine (Ray
+        # would otherwise join the newest one it finds, and an embedded run would land there).
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
         return True
     _check_reachable(address)
     if address != "auto":
