@@ -54,6 +54,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from models.errors import FervidError
     from training.config import TrainConfig
 
     config = TrainConfig(
@@ -63,10 +64,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.lr, label_smoothing=args.label_smoothing,
         ferplus_weight=args.ferplus_weight, augment=args.augment, resume=not args.fresh)
     _check_train_config(config)
+    if args.address and config.workers < 2:
+        raise FervidError("--address needs --workers 2 or more (one worker trains in this process)")
     if config.workers > 1:
         from training.distributed import train_distributed
 
-        summary = train_distributed(config)
+        if args.address:
+            from services.service import prepare_address
+
+            prepare_address(args.address)
+        summary = train_distributed(config, address=args.address)
         print(f"best val_accuracy {summary['best_score']:.4f} after {summary['completed_epochs']} "
               f"epoch(s) on {config.workers} workers; model saved to {summary['best_model']}",
               file=sys.stderr)
@@ -241,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--use-gpu", action="store_true")
+    p.add_argument("--address", help="with --workers >= 2: run on this Ray cluster ('auto', HOST:PORT) "
+                                     "instead of a local Ray; --data and --out must then be on storage "
+                                     "every node sees at the same path")
     p.add_argument("--limit", type=int, help="read at most this many Training rows")
     p.add_argument("--out", type=Path, default=Path("runs/latest"))
     p.add_argument("--width", type=float, default=1.0, help="Mini-Xception width multiplier")

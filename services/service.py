@@ -70,6 +70,13 @@ def _use_token_auth_for_explicit_address() -> None:
             pass
 
 
+def prepare_address(address: str) -> None:
+    """Before ``ray.init(address)``: fail fast for an unreachable cluster, and bring the token."""
+    _check_reachable(address)
+    if address != "auto":
+        _use_token_auth_for_explicit_address()
+
+
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
     """Join the cluster at ``address``, or start an embedded Ray when it is ``None``.
 
@@ -83,9 +90,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         # would otherwise join the newest one it finds, and an embedded run would land there).
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
         return True
-    _check_reachable(address)
-    if address != "auto":
-        _use_token_auth_for_explicit_address()
+    prepare_address(address)
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as exc:

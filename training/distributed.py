@@ -137,8 +137,13 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
     if not Path(config.data).is_file():
         raise FervidError(f"{config.data}: no such file")
     if not ray.is_initialized():
-        ray.init(address=address, num_cpus=None if address else max(config.workers, os.cpu_count() or 1),
-                 log_to_driver=False)
+        if address:  # a cluster (a RayJob, `ray job submit`): its nodes bring their own CPUs
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except ConnectionError as exc:
+                raise FervidError(f"no Ray cluster at {address}: {str(exc).strip().splitlines()[0][:200]}") from None
+        else:  # "local": a Ray of our own even when `ray start` left a cluster on this machine
+            ray.init(address="local", num_cpus=max(config.workers, os.cpu_count() or 1), log_to_driver=False)
     params = {k: (str(v.resolve()) if isinstance(v, Path) else v) for k, v in vars(config).items()}
     if not config.resume:
         shutil.rmtree(out / "ray", ignore_errors=True)

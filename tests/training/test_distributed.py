@@ -21,3 +21,24 @@ def test_two_workers_train_and_resume(ray_session, tmp_path):
     summary = train_distributed(config)
     with open(out / "history.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0"]
+
+
+def test_train_joins_a_running_cluster_with_address(ray_session, tmp_path):
+    """What a RayJob or `ray job submit` does: a second driver joins the cluster and trains there."""
+    from tests.conftest import run_fervid
+
+    address = ray_session.get_runtime_context().gcs_address
+    run = run_fervid("train", "--data", SAMPLE_CSV, "--workers", "2", "--address", address, "--epochs", "1",
+                     "--batch-size", "32", "--limit", "128", "--width", "0.5", "--out", tmp_path / "joined",
+                     "--json", timeout=500)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert '"workers": 2' in run.stdout
+    EmotionClassifier.load(tmp_path / "joined" / "best.keras")
+
+
+def test_train_address_without_workers_is_a_one_line_error(tmp_path):
+    from tests.conftest import run_fervid
+
+    run = run_fervid("train", "--data", SAMPLE_CSV, "--address", "auto", "--out", tmp_path / "x")
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+    assert "--address needs --workers 2" in run.stderr
