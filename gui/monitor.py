@@ -173,11 +173,13 @@ class MonitorWindow(QWidget):
 
     def __init__(self, stream: str, endpoint: str = DEFAULT_ENDPOINT, *, receiver: StreamReceiver | None = None,
                  state: MonitorState | None = None, interval_ms: int = TICK_MS,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, server_key: Path | None = None,
+                 client_key: Path | None = None) -> None:
         super().__init__(parent)
         self.stream = stream
         self.endpoint = endpoint
-        self.receiver = receiver if receiver is not None else StreamReceiver(stream, endpoint)
+        self.receiver = receiver if receiver is not None else StreamReceiver(
+            stream, endpoint, server_key=server_key, client_key=client_key)
         self.state = state if state is not None else MonitorState()
         self.frames_shown = 0
         self.bad_frames = 0
@@ -316,13 +318,16 @@ def _headless_problem(bounded: bool) -> str | None:
 
 
 def run_monitor(stream: str, endpoint: str = DEFAULT_ENDPOINT, screenshot: Path | None = None,
-                frames: int | None = None, *, timeout_s: float = 60.0) -> int:
+                frames: int | None = None, *, timeout_s: float = 60.0, server_key: Path | None = None,
+                client_key: Path | None = None) -> int:
     """Show the monitor for ``stream``; the exit code for ``fervid monitor``.
 
     Interactive (no ``frames``): runs until the window is closed or Ctrl+C, returns 0.
     With ``frames`` (``screenshot`` implies 1): returns 0 once that many frames have been painted,
     after saving the window to ``screenshot`` if given; returns 2 with one line on stderr when
-    they do not arrive within ``timeout_s``, or the endpoint or screenshot path is unusable.
+    they do not arrive within ``timeout_s``, or the endpoint, a key file or the screenshot path is
+    unusable. ``server_key`` (the publisher's ``.key``) and ``client_key`` (this monitor's
+    ``.key_secret``) subscribe over ZMQ CURVE.
     """
     if frames is not None and frames < 1:
         print("--frames must be at least 1", file=sys.stderr)
@@ -335,15 +340,21 @@ def run_monitor(stream: str, endpoint: str = DEFAULT_ENDPOINT, screenshot: Path 
         return 2
     previous_handler = _install_quiet_qt_handler()
     try:
-        return _run(stream, endpoint, screenshot, frames, timeout_s)
+        return _run(stream, endpoint, screenshot, frames, timeout_s, server_key, client_key)
     finally:
         qInstallMessageHandler(previous_handler)
 
 
-def _run(stream: str, endpoint: str, screenshot: Path | None, frames: int | None, timeout_s: float) -> int:
+def _run(stream: str, endpoint: str, screenshot: Path | None, frames: int | None, timeout_s: float,
+         server_key: Path | None = None, client_key: Path | None = None) -> int:
+    from services.curve import CurveKeyError
+
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "fervid"])
     try:
-        window = MonitorWindow(stream, endpoint)
+        window = MonitorWindow(stream, endpoint, server_key=server_key, client_key=client_key)
+    except CurveKeyError as exc:
+        print(f"cannot subscribe to {stream!r} on {endpoint}: {exc}", file=sys.stderr)
+        return 2
     except (zmq.ZMQError, ValueError) as exc:
         print(f"cannot subscribe to {stream!r} on {endpoint}: {getattr(exc, 'strerror', None) or exc}",
               file=sys.stderr)
@@ -368,7 +379,8 @@ def _run(stream: str, endpoint: str, screenshot: Path | None, frames: int | None
     def on_timeout() -> None:
         shown = window.frames_shown
         if shown == 0:
-            finish(2, f"no frames from stream {stream} on {endpoint}")
+            why = f" ({window.receiver.rejected})" if window.receiver.rejected else ""
+            finish(2, f"no frames from stream {stream} on {endpoint}{why}")
         else:
             finish(2, f"only {shown} of {frames} frames from stream {stream} on {endpoint} in {timeout_s:g} s")
 

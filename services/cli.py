@@ -196,9 +196,27 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise FervidError("--screenshot and --frames go together")
     if args.frames is not None and args.frames < 1:
         raise FervidError("--frames must be at least 1")
+    if args.client_key is not None and args.server_key is None:
+        raise FervidError("--client-key needs --server-key (the publisher's public key file)")
+    if args.server_key is not None:
+        from services.curve import load_key_pair, load_public_key
+
+        load_public_key(args.server_key)  # a bad key file is one line here, before any window
+        if args.client_key is not None:
+            load_key_pair(args.client_key)
     from gui.monitor import run_monitor
 
-    return run_monitor(args.name, args.endpoint, args.screenshot, args.frames)
+    return run_monitor(args.name, args.endpoint, args.screenshot, args.frames,
+                       server_key=args.server_key, client_key=args.client_key)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from services.curve import generate_key_pair
+
+    public, secret = generate_key_pair(args.dir, args.name)
+    print(f"public key {public} (hand out: monitors' --server-key, or the publisher's authorized_clients folder)")
+    print(f"secret key {secret} (keep private: publisher.curve.server_secret_key, or a monitor's --client-key)")
+    return 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -294,7 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--endpoint", default="tcp://127.0.0.1:5556", help="the service's ZMQ publisher")
     p.add_argument("--screenshot", type=Path, help="render offscreen, save the window as PNG and exit")
     p.add_argument("--frames", type=int, help="with --screenshot: frames to render first")
+    p.add_argument("--server-key", type=Path, metavar="KEY",
+                   help="the publisher's public key file (NAME.key) when it uses publisher.curve")
+    p.add_argument("--client-key", type=Path, metavar="KEY_SECRET",
+                   help="this monitor's key pair (NAME.key_secret), whose .key is in the publisher's "
+                        "authorized_clients folder; default: a one-off key")
     p.set_defaults(func=cmd_monitor)
+
+    p = sub.add_parser("keys", help="make a ZMQ CURVE key pair (NAME.key public, NAME.key_secret private)")
+    p.add_argument("dir", type=Path, help="folder to write the two files to (created if missing)")
+    p.add_argument("--name", default="fervid", help="file name stem, e.g. server or a monitor's name")
+    p.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("app", help="desktop app: live camera or video, or upload an image")
     p.add_argument("--image", type=Path, help="open this image at start")

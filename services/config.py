@@ -124,11 +124,48 @@ class InferenceConfig(_Strict):
         None, description="node labels an inference actor's node needs; GPUs are counted on matching nodes only")
 
 
+class CurveConfig(_Strict):
+    """ZMQ CURVE on the publisher: every message encrypted, and only monitors holding an
+    authorized key can subscribe (key files from ``fervid keys DIR --name NAME``)."""
+
+    server_secret_key: Path = Field(
+        description="the publisher's key pair: NAME.key_secret; monitors get the matching NAME.key")
+    authorized_clients: Path | None = Field(
+        description="folder of the public keys (*.key) of the monitors allowed to subscribe, read again "
+                    "when the folder changes; null: any monitor that has the publisher's public key "
+                    "(encryption without client authentication)")
+
+    @field_validator("server_secret_key")
+    @classmethod
+    def _key_pair_loads(cls, value: Path) -> Path:
+        from services.curve import CurveKeyError, load_key_pair
+
+        try:
+            load_key_pair(value)
+        except CurveKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("authorized_clients")
+    @classmethod
+    def _client_keys_load(cls, value: Path | None) -> Path | None:
+        from services.curve import CurveKeyError, load_authorized_keys
+
+        if value is not None:
+            try:
+                load_authorized_keys(value)
+            except CurveKeyError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+
 class PublisherConfig(_Strict):
     """The ZMQ publisher that monitors subscribe to."""
 
     endpoint: str = "tcp://127.0.0.1:5556"
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 80
+    curve: CurveConfig | None = Field(
+        None, description="null: plain TCP, anyone who can reach the endpoint may subscribe")
 
     @field_validator("endpoint")
     @classmethod
@@ -214,6 +251,16 @@ def _resolve_paths(raw: dict, base: Path) -> dict:
                     stream["source"] = str((base / path).resolve())
             except (RuntimeError, ValueError):
                 continue  # unknown ~user or a NUL byte: validation names the key
+    publisher = raw.get("publisher")
+    curve = publisher.get("curve") if isinstance(publisher, dict) else None
+    for key in ("server_secret_key", "authorized_clients"):
+        if isinstance(curve, dict) and isinstance(curve.get(key), str):
+            try:
+                path = Path(curve[key]).expanduser()
+                if not path.is_absolute():
+                    curve[key] = str((base / path).resolve())
+            except (RuntimeError, ValueError, OSError):
+                pass  # unknown ~user or a NUL byte: validation names the key
     inference = raw.get("inference")
     if isinstance(inference, dict) and isinstance(inference.get("model"), str):
         try:
@@ -254,6 +301,8 @@ def load_config(path: str | Path | None) -> ServiceConfig:
         raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}") from None
     try:
         raw = yaml.safe_load(text)
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"config file {path}: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -144,7 +144,7 @@ class Controller:
         # The publisher keeps each stream in order itself (it drops a frame older than the last sent).
         self._publisher = PublisherActor.options(**self._options("publisher", pinned=True, adopt=adopt,
                                                                  num_cpus=0, allow_out_of_order_execution=True)).remote(
-            cfg.publisher.endpoint, cfg.publisher.jpeg_quality, self._metrics)
+            cfg.publisher.endpoint, cfg.publisher.jpeg_quality, self._metrics, curve=cfg.publisher.curve)
         for error in ray.get([self._metrics.check.remote(), self._publisher.check.remote()], timeout=60):
             if error:
                 raise ServiceError(error)

@@ -17,6 +17,9 @@ from models.labels import EMOTIONS
 MAX_HEADER_BYTES = 256 * 1024
 MAX_JPEG_BYTES = 32 * 1024 * 1024
 MAX_FACES = 1024
+MAX_FRAME_BYTES = max(MAX_HEADER_BYTES, MAX_JPEG_BYTES)
+"""The largest single frame a valid message holds: subscribers set it as ZMQ's ``MAXMSGSIZE``
+(checked per frame), so a peer sending more is disconnected before the bytes are buffered."""
 
 
 class MessageError(FervidError):
@@ -66,9 +69,13 @@ def _number(header: dict, key: str, kind: type) -> float | int:
         if not isinstance(value, int):
             raise MessageError(f"header field {key!r} must be an integer")
         return value
-    if not math.isfinite(value):
+    try:
+        number = float(value)  # an integer too large for a float raises OverflowError
+    except OverflowError:
+        raise MessageError(f"header field {key!r} is out of range") from None
+    if not math.isfinite(number):
         raise MessageError(f"header field {key!r} must be finite")
-    return float(value)
+    return number
 
 
 def _face(raw: object) -> FaceRecord:
@@ -96,11 +103,26 @@ def _face(raw: object) -> FaceRecord:
     return FaceRecord(tuple(box), emotion, float(confidence), probs)
 
 
+def _frame_bytes(frame: object) -> bytes:
+    """The bytes of one frame: ``bytes``, ``bytearray``, ``memoryview`` or ``zmq.Frame``.
+
+    ``bytes(frame)`` is not used because ``bytes(10**10)`` would allocate 10 GB of zeros.
+    """
+    if isinstance(frame, bytes):
+        return frame
+    try:
+        return memoryview(frame).tobytes()
+    except TypeError:
+        raise MessageError(f"message frame is {type(frame).__name__}, not bytes") from None
+
+
 def decode_message(frames: list[bytes]) -> StreamMessage:
     """Parse and validate one received multipart message."""
+    if not isinstance(frames, (list, tuple)):
+        raise MessageError(f"expected a list of message frames, got {type(frames).__name__}")
     if len(frames) != 3:
         raise MessageError(f"expected 3 message frames, got {len(frames)}")
-    topic, header_bytes, jpeg = (bytes(f) for f in frames)
+    topic, header_bytes, jpeg = (_frame_bytes(f) for f in frames)
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise MessageError(f"header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES}")
     if len(jpeg) > MAX_JPEG_BYTES:

@@ -56,28 +56,87 @@ def build_message(meta: dict, boxes: np.ndarray, probabilities: np.ndarray, jpeg
                          fps=meta["fps"], faces=faces, jpeg=jpeg)
 
 
+class PublisherSocket:
+    """The publishing end without Ray: an XPUB socket, optionally CURVE-encrypted, and the
+    subscriptions it reports.
+
+    ``curve`` (``services.config.CurveConfig`` or anything with ``server_secret_key`` and
+    ``authorized_clients``) makes it a CURVE server: only clients holding an authorized key
+    (any key when ``authorized_clients`` is ``None``) complete the handshake, so nobody else
+    subscribes or reads a byte. A port or key that cannot be used is reported in ``error``
+    (one line) instead of raising.
+    """
+
+    def __init__(self, endpoint: str, curve=None, *, sndhwm: int = 64):
+        self.endpoint = endpoint
+        self.tracker = SubscriptionTracker()
+        self.error: str | None = None
+        self._curve = None
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.XPUB)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.SNDHWM, sndhwm)
+        # Subscriptions are a prefix byte plus a stream name: nothing longer is worth reading.
+        self._socket.setsockopt(zmq.MAXMSGSIZE, 4096)
+        if curve is not None:
+            from services.curve import CurveKeyError, CurveServer
+
+            try:
+                self._curve = CurveServer(self._context, curve.server_secret_key, curve.authorized_clients)
+                self._curve.apply(self._socket)
+            except CurveKeyError as exc:
+                self.error = f"cannot set up CURVE for the ZMQ publisher: {exc}"
+                return  # never bind without the encryption the config asked for
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.error = f"cannot bind the ZMQ publisher to {endpoint}: {exc.strerror}"
+
+    @property
+    def curve_public_key(self) -> bytes | None:
+        return self._curve.public_key if self._curve is not None else None
+
+    def drain_subscriptions(self) -> None:
+        while True:
+            try:
+                self.tracker.feed(self._socket.recv(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+
+    def is_watched(self, stream: str) -> bool:
+        return self.tracker.is_watched(stream)
+
+    def send(self, frames: list[bytes]) -> bool:
+        """Send without blocking; False when every subscriber's queue is full (message lost)."""
+        try:
+            self._socket.send_multipart(frames, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def close(self) -> None:
+        if not self._socket.closed:
+            self._socket.close(linger=0)
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None
+        self._context.term()
+
+
 @ray.remote
 class PublisherActor:
     KIND = "publisher"
 
-    def __init__(self, endpoint: str, jpeg_quality: int = 80, metrics_actor=None):
+    def __init__(self, endpoint: str, jpeg_quality: int = 80, metrics_actor=None, curve=None):
         self._telemetry = Telemetry(metrics_actor)
         self._telemetry.report_restart_if_any(self.KIND)
         self._endpoint = endpoint
         self._quality = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
-        self._tracker = SubscriptionTracker()
         self._last_seq: dict[str, int] = {}
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.XPUB)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.setsockopt(zmq.SNDHWM, 64)
-        self._error: str | None = None
-        try:
-            self._socket.bind(endpoint)
-        except zmq.ZMQError as exc:
-            # Reported through ``check`` so the CLI can print it; raising here would make Ray
-            # restart the actor in a loop against the same busy port.
-            self._error = f"cannot bind the ZMQ publisher to {endpoint}: {exc.strerror}"
+        # A bad port or key is reported through ``check`` so the CLI can print it; raising here
+        # would make Ray restart the actor in a loop against the same busy port.
+        self._out = PublisherSocket(endpoint, curve)
+        self._error = self._out.error
 
     def pid(self) -> int:
         """The actor's process id (for operators and fault-injection tests)."""
@@ -88,15 +147,11 @@ class PublisherActor:
         return self._error
 
     def _drain_subscriptions(self) -> None:
-        while True:
-            try:
-                self._tracker.feed(self._socket.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                return
+        self._out.drain_subscriptions()
 
     def watched(self, streams: list[str]) -> list[str]:
         self._drain_subscriptions()
-        return [s for s in streams if self._tracker.is_watched(s)]
+        return [s for s in streams if self._out.is_watched(s)]
 
     def publish(self, meta: dict, detection, classification, frame_box: list) -> dict | None:
         """Send one frame's results; ``frame_box`` holds the frame's object ref, fetched only
@@ -109,7 +164,7 @@ class PublisherActor:
         if meta["seq"] <= self._last_seq.get(stream, 0):
             return None  # older than what subscribers already have: never publish out of order
         self._last_seq[stream] = meta["seq"]
-        watched = self._tracker.is_watched(stream)
+        watched = self._out.is_watched(stream)
         jpeg = b""
         if watched:
             frame = ray.get(frame_box[0])
@@ -117,10 +172,8 @@ class PublisherActor:
             jpeg = encoded.tobytes() if ok else b""
             self._telemetry.buffer.inc("fervid_frames_encoded_total", stream=stream)
         message = build_message(meta, detection.boxes, classification.probabilities, jpeg)
-        try:
-            self._socket.send_multipart(encode_message(message), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # every subscriber is full: they read the newest frame when they catch up
+        # False when every subscriber is full: they read the newest frame when they catch up.
+        self._out.send(encode_message(message))
         latency = message.ts_publish - meta["ts_capture"]
         self._record(stream, message, detection, classification, time.perf_counter() - start, latency, watched)
         return {"faces": len(message.faces), "latency": latency}
@@ -147,5 +200,4 @@ class PublisherActor:
 
     def close(self) -> None:
         self._telemetry.close()
-        self._socket.close(linger=0)
-        self._context.term()
+        self._out.close()

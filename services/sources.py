@@ -107,9 +107,13 @@ def _file_source(path_text: str, check_exists: bool = True) -> SourceSpec:
         raise ValueError(f"source {path_text!r}: cannot expand '~' (unknown user or no home directory)") from None
     if not check_exists:
         return SourceSpec(SourceKind.FILE, str(path))
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:  # a name too long for the file system, a folder we may not read
+        raise ValueError(f"source {path_text!r} cannot be checked: {exc.strerror or exc.__class__.__name__}") from None
+    if not exists:
         raise ValueError(f"source {path_text!r} is not an existing file, a device index or an "
                          "rtsp:// / http(s):// URL")
-    if not path.is_file():
+    if not is_file:
         raise ValueError(f"source {path_text!r} is not a regular file")
     return SourceSpec(SourceKind.FILE, str(path))
