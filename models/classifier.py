@@ -8,6 +8,7 @@ and never again, whatever number of faces a frame (or a batch across streams) ho
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,22 @@ def bucket_for(n: int) -> int:
         if n <= size:
             return size
     raise ValueError(f"{n} crops exceed the largest batch bucket {BATCH_BUCKETS[-1]}")
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a ``.keras`` zip whose members fail their CRC: bytes damaged on disk or in transfer.
+
+    Checked before Keras is imported (about 20 ms for the shipped 9 MB), so a damaged file is named
+    at once, in one line, instead of after the multi-second TensorFlow import and from inside Keras.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError,
+            ValueError) as exc:
+        raise ModelLoadError(f"model file {path} is damaged ({exc})") from None
+    if bad is not None:
+        raise ModelLoadError(f"model file {path} is damaged (bad checksum in {bad})")
 
 
 class EmotionClassifier:
@@ -49,6 +66,7 @@ class EmotionClassifier:
             raise ModelLoadError(f"model file {path} not found")
         if not zipfile.is_zipfile(path):
             raise ModelLoadError(f"model file {path} is not a Keras .keras archive (corrupt or truncated)")
+        _check_archive(path)
         import keras
 
         try:

@@ -2,7 +2,8 @@
 
 Pillow reads the header first, so a decompression bomb (say a 30000x30000 PNG of a few KB) is
 refused before any pixel is decoded. EXIF orientation is applied (phone photos), and CMYK,
-16-bit, palette, alpha and greyscale images all come back as 8-bit BGR for OpenCV.
+16-bit, palette, alpha and greyscale images all come back as 8-bit BGR for OpenCV. EXIF is only
+metadata: a damaged EXIF block is ignored (the picture is intact), never an error or a warning.
 """
 from __future__ import annotations
 
@@ -16,6 +17,27 @@ from models.errors import ImageLoadError
 
 MAX_IMAGE_PIXELS: int = 64_000_000
 """Largest image accepted (64 megapixels, about 200 MB decoded as BGR)."""
+
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM",
+                              5: "TRANSPOSE", 6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+"""EXIF orientation -> the ``PIL.Image.Transpose`` that shows the picture upright."""
+
+
+def _upright(image):
+    """Apply the EXIF orientation tag, ignoring EXIF that cannot be parsed.
+
+    ``ImageOps.exif_transpose`` also rewrites the EXIF block, and raises (``struct.error``) on
+    tags whose type was damaged; the pixels are fine, so only the orientation is read here.
+    """
+    from PIL import Image
+
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # damaged EXIF: Pillow raises many types; the picture itself is intact
+        return image
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    return image.transpose(getattr(Image.Transpose, method)) if method else image
 
 
 def _to_bgr(image) -> np.ndarray:
@@ -39,7 +61,7 @@ def _to_bgr(image) -> np.ndarray:
 
 def load_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode an image file (or its bytes) into an 8-bit BGR array, or raise ImageLoadError."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
     try:
@@ -53,6 +75,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -
     with handle:
         try:
             with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data" and the like
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = Image.open(handle)
                 width, height = image.size
@@ -60,12 +83,12 @@ def load_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -
                     raise ImageLoadError(f"{name}: {width}x{height} is too large to decode safely "
                                          f"(limit {max_pixels:,} pixels)")
                 image.load()
-                image = ImageOps.exif_transpose(image)
+                image = _upright(image)
                 return _to_bgr(image)
         except ImageLoadError:
             raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageLoadError(f"{name}: too large to decode safely (decompression bomb?)") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageLoadError(f"{name}: too large to decode safely ({exc})") from None
         except UnidentifiedImageError:
             raise ImageLoadError(f"{name}: not an image (or an unsupported format)") from None
         except (OSError, SyntaxError, ValueError) as exc:

@@ -38,19 +38,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.data import load_fer2013
     from training.evaluate import evaluate
 
+    _check_png_destination(args.confusion_png, "--confusion-png")
     data = load_fer2013(args.data, usage=args.split)
     classifier = EmotionClassifier.load(args.model, flip_average=not args.no_flip)
     report = evaluate(classifier, data.pixels, data.labels)
     if args.confusion_png:
+        from models.errors import FervidError
         from training.plots import plot_confusion
 
         title = f"{Path(args.data).name} {args.split or 'all rows'}: accuracy {report.accuracy:.4f}"
-        plot_confusion(report.confusion, Path(args.confusion_png), title)
+        try:
+            plot_confusion(report.confusion, Path(args.confusion_png), title)
+        except OSError as exc:
+            raise FervidError(f"--confusion-png {args.confusion_png}: cannot write "
+                              f"({exc.strerror or exc})") from None
     if args.json:
         _emit_json(report.to_dict())
     else:
         print(report.format_table())
     return 0
+
+
+def _check_png_destination(path: Path | None, flag: str) -> None:
+    """Refuse a PNG path that cannot be written before the minutes of work that precede writing it."""
+    if path is None:
+        return
+    from models.errors import FervidError
+
+    if path.suffix.lower() != ".png":
+        raise FervidError(f"{flag} {path}: the file name must end in .png")
+    if not path.parent.is_dir():
+        raise FervidError(f"{flag} {path}: folder {path.parent} does not exist")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -110,6 +110,16 @@ class InferenceConfig(_Strict):
     """The batched Mini-Xception actors: one per GPU, or one on CPU when there is none."""
 
     model: Path | None = Field(None, description=".keras weights; default: the shipped model")
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_a_file(cls, value: Path | None) -> Path | None:
+        """A missing model file would otherwise surface only when the inference actors start,
+        a minute later and after Ray is up; the same path must exist on the inference nodes."""
+        if value is not None and not value.is_file():
+            raise ValueError(f"model file {value} does not exist")
+        return value
+
     max_batch: Annotated[int, Field(ge=1, le=256)] = 64
     max_wait_ms: Annotated[float, Field(ge=0, le=1000)] = Field(
         0.0, description="wait this long for more frames after the first; 0: batch what queued while the "

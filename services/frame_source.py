@@ -6,6 +6,7 @@ looping, end-of-file and reconnection can be tested directly on real files and s
 from __future__ import annotations
 
 import enum
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -65,6 +66,23 @@ def open_video_capture(spec: SourceSpec, open_timeout_s: float, read_timeout_s: 
     return cv2.VideoCapture(str(spec.location), cv2.CAP_FFMPEG, params)
 
 
+def _file_problem(spec: SourceSpec) -> str:
+    """Why a file source would not open, as a suffix for ``last_error`` ("" for other kinds).
+
+    OpenCV only says "not opened"; the status line should tell a vanished or empty file from a
+    damaged one (an MP4 cut before its index, the ``moov`` atom, cannot be played at all).
+    """
+    if spec.kind is not SourceKind.FILE:
+        return ""
+    try:
+        size = os.stat(spec.location).st_size
+    except OSError:
+        return " (file not found)"
+    if size == 0:
+        return " (empty file)"
+    return " (not a video OpenCV can read: damaged, truncated or unsupported)"
+
+
 class FrameSource:
     """Yields numbered, timestamped frames; never raises for a source that fails.
 
@@ -100,7 +118,7 @@ class FrameSource:
         cap = open_video_capture(self.spec, self.open_timeout_s, self.read_timeout_s)
         if not cap.isOpened():
             cap.release()
-            self.last_error = f"cannot open {self.spec.display}"
+            self.last_error = f"cannot open {self.spec.display}{_file_problem(self.spec)}"
             return False
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.source_fps = float(fps) if fps and 0 < fps < 1000 else None

@@ -1,8 +1,9 @@
 """Load FER2013 (Kaggle CSV, plain or gzip) and the FER+ crowd votes.
 
 Malformed input is reported with the file and the line number so a user can find it; nothing
-is silently skipped. FER+ rows are aligned with FER2013 by position (the image names in
-fer2013new.csv are not row indices) and the Usage column of both files must agree row by row.
+is silently skipped except blank lines (no data in them) and a UTF-8 byte-order mark (spreadsheet
+programs write one before the header). FER+ rows are aligned with FER2013 by position (the image
+names in fer2013new.csv are not row indices) and the Usage column of both files must agree row by row.
 """
 from __future__ import annotations
 
@@ -66,18 +67,30 @@ def _open_text(path: Path) -> io.TextIOBase:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _read_rows(path: Path):
-    """Yield ``(line_number, row)`` from a CSV file, turning decoding errors into DataError."""
+    """Yield ``(line_number, row)`` for each non-blank CSV row, turning read errors into DataError.
+
+    Errors say how far the file was read, so a binary or damaged file points at its spot.
+    """
+    line = 0
     try:
         with _open_text(path) as handle:
             reader = csv.reader(handle)
             for row in reader:
-                yield reader.line_num, row
-    except (OSError, EOFError, UnicodeDecodeError, csv.Error, gzip.BadGzipFile) as exc:
+                line = reader.line_num
+                if row:  # a blank line holds no data (an editor's trailing newline)
+                    yield line, row
+    except UnicodeDecodeError as exc:  # decoded in chunks: the bad byte lies after the last good row
+        where = f"after line {line}" if line else "at the start"
+        raise DataError(f"{path}: not a text CSV (byte 0x{exc.object[exc.start]:02x} {where} is not "
+                        "UTF-8)") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}:{line + 1}: malformed CSV ({exc})") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read ({exc.__class__.__name__}: {exc})") from None
 
 
@@ -124,6 +137,8 @@ def load_fer2013(path: str | Path, usage: str | None = None, limit: int | None =
             image = np.array(values, dtype=np.int32)
         except ValueError:
             raise DataError(f"{path}:{line}: pixels contain a non-integer value") from None
+        except OverflowError:  # a value beyond int32, e.g. 99999999999
+            raise DataError(f"{path}:{line}: pixel values must lie in 0..255") from None
         if image.min() < 0 or image.max() > 255:
             raise DataError(f"{path}:{line}: pixel values must lie in 0..255")
         labels.append(label)

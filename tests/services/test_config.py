@@ -202,6 +202,8 @@ def test_relative_paths_are_resolved_against_the_config_folder(tmp_path, monkeyp
     shutil.copy(SAMPLE_CLIP, clip)
     conf = tmp_path / "conf"
     conf.mkdir()
+    (conf / "weights").mkdir()
+    (conf / "weights" / "mine.keras").write_bytes(b"checked when the actors load it")
     path = write(conf, "streams:\n"
                        "  - {name: rel, source: ../media/clip.mp4}\n"
                        "  - {name: url, source: 'file://../media/clip.mp4'}\n"
