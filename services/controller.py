@@ -182,12 +182,20 @@ class Controller:
                                 num_cpus=self._config.capture.num_cpus, **placement)
         handle = CaptureActor.options(**options).remote(
             stream, self._config.capture, self._detectors, self._inference, self._publisher, self._metrics,
-            self._in_flight_limit(len(self._streams) + 1))
+            self._in_flight_limit(self._live_streams() + 1))
         return {"config": stream, "handle": handle, "display": spec.display}
 
     def _in_flight_limit(self, streams: int | None = None) -> int:
-        count = len(self._streams) if streams is None else streams
-        return in_flight_limit(self._config.capture.max_in_flight, len(self._detectors), count)
+        """Each stream's share of the pipeline. Streams whose source is down use no slots, so
+        they are not counted: dead cameras must not shrink the share of the live ones (the
+        health loop re-pushes the share when a stream goes down or comes back)."""
+        if streams is None:
+            streams = self._live_streams()
+        return in_flight_limit(self._config.capture.max_in_flight, len(self._detectors), streams)
+
+    def _live_streams(self) -> int:
+        """Attached streams whose source is not known to be down (new ones count as live)."""
+        return sum(1 for name in self._streams if self._statuses.get(name, {}).get("state") != "down")
 
     def _rebalance(self) -> None:
         """Give every capture its share of the pipeline after streams were added or removed."""

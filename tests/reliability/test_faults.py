@@ -335,6 +335,7 @@ def test_sources_that_never_open_are_down_retried_and_detachable(service, watche
     controller = service["controller"]
     with pytest.raises(ray.exceptions.RayTaskError, match="not an existing file"):
         ray.get(controller.attach.remote({"name": "ghost", "source": str(tmp_path / "missing.mp4")}), timeout=60)
+    share_before = {n: stream_status(service, n)["max_in_flight"] for n in STREAMS}
     attached: list[str] = []
     try:
         attached_at: dict[str, float] = {}
@@ -354,6 +355,10 @@ def test_sources_that_never_open_are_down_retried_and_detachable(service, watche
             return len(down_at) == len(sources)
 
         wait_for(all_down, 60, interval=0.1, what="every never-opening source to be reported down")
+        # Dead sources use no pipeline slots, so the live streams keep their share (2 each here;
+        # counting the 3 dead ones would cut it to 1).
+        wait_for(lambda: {n: stream_status(service, n)["max_in_flight"] for n in STREAMS} == share_before, 10,
+                 what=f"the live streams to keep their in-flight share {share_before}")
         # Watch the retries for a while: 0.5 s doubling, so 4 attempts take 3.5 s, not a busy loop.
         wait_for(lambda: len(mute.accepted) >= 4, 30, interval=0.1, what="four connection attempts at the mute port")
         t_end = time.time()
