@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import ray
 
 from models.errors import FervidError
+from services.allocator import configure_allocator
 from services.config import ServiceConfig
 from services.runtime import CONTROLLER_NAME, NAMESPACE
 
@@ -86,6 +87,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         return False
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "namespace": NAMESPACE}
     if address is None:
+        # Before Ray starts: the raylet, and so every worker, inherit the allocator setting.
+        configure_allocator()
         # "local": a new Ray of our own even when `ray start` left a cluster on this machine (Ray
         # would otherwise join the newest one it finds, and an embedded run would land there).
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)

@@ -38,7 +38,10 @@ def ray_session():
     """One real local Ray instance for the whole test session (it takes seconds to start)."""
     import ray
 
+    from services.allocator import configure_allocator
+
     if not ray.is_initialized():
+        configure_allocator()  # what `fervid up` does before it starts an embedded Ray
         # "local": never join a cluster that `ray start` left on this machine.
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.allocator import ARENA_VARIABLE, DEFAULT_ARENAS
 from services.config import load_config, parse_config
 from services.placement import selector_matches
 from tests.conftest import REPO
@@ -276,6 +277,12 @@ def test_dockerfile_variants_are_the_pyproject_extras_and_it_runs_fervid_up():
     assert sorted(map(int, expose.split())) == sorted([int(config.publisher.endpoint.rsplit(":", 1)[1]),
                                                        config.metrics.port])
     assert config.publisher.endpoint.startswith("tcp://0.0.0.0:") and config.metrics.host == "0.0.0.0"
+
+
+def test_image_caps_malloc_arenas_as_an_embedded_ray_does():
+    """Ray in the container (launcher and KubeRay run this image) gets what `fervid up` sets."""
+    env = " ".join(args for op, args in dockerfile_instructions() if op == "ENV")
+    assert f"{ARENA_VARIABLE}={DEFAULT_ARENAS}" in env.split()
 
 
 def test_hadolint_passes():

@@ -561,7 +561,9 @@ def test_soak_four_streams_no_leak(request):
     url = f"http://127.0.0.1:{ports['metrics']}/metrics"
     document = {"settings": {**asdict(settings), "clip": SAMPLE_CLIP.name, "ray_cpus": ray.cluster_resources().get("CPU"),
                              "rss_growth_limit_pct": RSS_GROWTH_LIMIT_PCT, "fd_slack": FD_SLACK,
-                             "thread_slack": THREAD_SLACK, "subscriber": "one SUB socket, every stream"},
+                             "thread_slack": THREAD_SLACK, "subscriber": "one SUB socket, every stream",
+                             # what Ray's processes were started with (services/allocator.py; conftest sets it)
+                             "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")},
                 "complete": False, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "samples": []}
     samples: list[dict] = document["samples"]
 

@@ -1,0 +1,91 @@
+"""The allocator setting reaches every process of a Ray that fervid starts (services/allocator.py)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from services.allocator import ARENA_VARIABLE, DEFAULT_ARENAS, configure_allocator
+from tests.conftest import REPO
+
+
+def started_with(pid: int) -> str | None:
+    """The MALLOC_ARENA_MAX a running process was started with (None: unset)."""
+    with open(f"/proc/{pid}/environ", "rb") as handle:
+        entries = handle.read().split(b"\0")
+    prefix = ARENA_VARIABLE.encode() + b"="
+    return next((e[len(prefix):].decode() for e in entries if e.startswith(prefix)), None)
+
+
+def test_sets_the_cap_when_unset():
+    environ: dict[str, str] = {"PATH": "/bin"}
+    assert configure_allocator(environ) == DEFAULT_ARENAS
+    assert environ == {"PATH": "/bin", ARENA_VARIABLE: DEFAULT_ARENAS}
+
+
+def test_a_value_the_user_exported_wins():
+    environ = {ARENA_VARIABLE: "8"}
+    assert configure_allocator(environ) == "8"
+    assert environ[ARENA_VARIABLE] == "8"
+
+
+def test_the_session_ray_workers_run_with_the_cap(ray_session):
+    """The test session starts its Ray the way `fervid up` does, so the soak measures the same setup."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Probe:
+        def pid(self) -> int:
+            return os.getpid()
+
+    probe = Probe.remote()
+    try:
+        pid = ray.get(probe.pid.remote(), timeout=60)
+        assert started_with(pid) == os.environ[ARENA_VARIABLE]
+    finally:
+        ray.kill(probe)
+
+
+EMBEDDED = """
+import json, os, ray, psutil
+from services.service import connect
+started = connect(None, num_cpus=1)
+
+@ray.remote(num_cpus=0)
+class Probe:
+    def pid(self):
+        return os.getpid()
+
+probe = Probe.remote()
+pid = ray.get(probe.pid.remote(), timeout=60)
+raylet = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "raylet"]
+print(json.dumps({"started": started, "worker": pid, "raylet": raylet[0] if raylet else None}))
+env = {}
+for name, p in (("worker", pid), ("raylet", raylet[0] if raylet else None)):
+    if p:
+        entries = open(f"/proc/{p}/environ", "rb").read().split(b"\\0")
+        env[name] = next((e.split(b"=", 1)[1].decode() for e in entries if e.startswith(b"MALLOC_ARENA_MAX=")), None)
+print(json.dumps(env))
+ray.shutdown()
+"""
+
+
+def _run_embedded(extra_env: dict[str, str]) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != ARENA_VARIABLE}
+    env.update(extra_env)
+    done = subprocess.run([sys.executable, "-c", EMBEDDED], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert json.loads(lines[0])["started"] is True
+    return json.loads(lines[1])
+
+
+def test_embedded_ray_of_fervid_up_gives_raylet_and_workers_the_cap():
+    """`fervid up` without an address: connect() starts Ray with the cap in its environment."""
+    assert _run_embedded({}) == {"worker": DEFAULT_ARENAS, "raylet": DEFAULT_ARENAS}
+
+
+def test_embedded_ray_keeps_the_users_value():
+    assert _run_embedded({ARENA_VARIABLE: "4"}) == {"worker": "4", "raylet": "4"}
