@@ -41,13 +41,16 @@ MAX_FRAME_PIXELS = 8192 * 8192
 """A JPEG declaring more pixels than this is refused before decoding: the declared size, not the
 byte count, decides how much memory the decoder allocates."""
 
-_LINK_COLOURS = {"connected": "#2e7d32", "waiting": "#ef6c00", "source down": "#c62828"}
+_LINK_COLOURS = {"connected": "#2e7d32", "waiting": "#ef6c00", "source down": "#c62828", "refused": "#c62828"}
 
 
 class LinkState(str, Enum):
     WAITING = "waiting"
     CONNECTED = "connected"
     SOURCE_DOWN = "source down"
+    REFUSED = "refused"
+    """The publisher refused the connection (a CURVE key it does not admit, or CURVE on one side
+    only): ZMQ does not retry a refused key, so waiting would be forever."""
 
 
 class MonitorState:
@@ -147,6 +150,15 @@ class VideoView(QWidget):
         self._pixmap = pixmap
         self.update()
 
+    def set_placeholder(self, text: str) -> None:
+        """The text shown while there is no frame (e.g. why the publisher refused us)."""
+        if text != self._placeholder:
+            self._placeholder = text
+            self.update()
+
+    def placeholder(self) -> str:
+        return self._placeholder
+
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         painter = QPainter(self)
         try:
@@ -194,7 +206,8 @@ class MonitorWindow(QWidget):
         self._refresh_link()
 
     def _build(self, stream: str, endpoint: str) -> None:
-        self.video = VideoView(f"waiting for stream {stream} on {endpoint}")
+        self._waiting_text = f"waiting for stream {stream} on {endpoint}"
+        self.video = VideoView(self._waiting_text)
         self.link_label = QLabel()
         self.seq_label = QLabel("-")
         self.fps_label = QLabel("-")
@@ -226,7 +239,11 @@ class MonitorWindow(QWidget):
 
     @property
     def link_state(self) -> LinkState:
-        return self.state.link_state()
+        """The stream's state as the window shows it; a refused handshake overrides silence."""
+        state = self.state.link_state()
+        if self.receiver.rejected and state is not LinkState.CONNECTED:
+            return LinkState.REFUSED
+        return state
 
     def tick(self) -> bool:
         """Drain the socket, paint the newest message if any; True when something was painted."""
@@ -268,10 +285,13 @@ class MonitorWindow(QWidget):
             self.skipped_label.setText(skipped)
 
     def _refresh_link(self) -> None:
-        state = self.state.link_state().value
-        if self.link_label.text() != state:
-            self.link_label.setText(state)
-            self.link_label.setStyleSheet(f"color: {_LINK_COLOURS[state]}; font-weight: bold")
+        state = self.link_state
+        reason = self.receiver.rejected if state is LinkState.REFUSED else None
+        if self.link_label.text() != state.value:
+            self.link_label.setText(state.value)
+            self.link_label.setStyleSheet(f"color: {_LINK_COLOURS[state.value]}; font-weight: bold")
+        self.link_label.setToolTip(reason or "")
+        self.video.set_placeholder(f"refused: {reason}" if reason else self._waiting_text)
 
     def shutdown(self) -> None:
         """Stop reading and close this monitor's socket (idempotent)."""

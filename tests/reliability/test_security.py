@@ -541,6 +541,43 @@ def test_gui_receiver_over_curve_only_with_an_authorized_key(keys):
         publisher.close()
 
 
+def test_monitor_window_says_refused_and_why_instead_of_waiting(keys, qtbot):
+    """An interactive monitor whose key the publisher does not admit, or that speaks plain ZMQ to a
+    CURVE publisher, shows "refused" with the reason ("waiting" would be a wait forever: ZMQ never
+    retries a refused key); alice's shows frames."""
+    from gui.monitor import LinkState, MonitorWindow
+
+    publisher = bound_publisher(curve_config(keys.server_secret, keys.authorized))
+    alice = MonitorWindow("cam1", publisher.endpoint, server_key=keys.server_public, client_key=keys.alice_secret)
+    mallory = MonitorWindow("cam1", publisher.endpoint, server_key=keys.server_public, client_key=keys.mallory_secret)
+    plain = MonitorWindow("cam1", publisher.endpoint)
+    windows = (alice, mallory, plain)
+    for window in windows:
+        qtbot.addWidget(window)
+
+    class Ticker:  # publish_while's subscriber interface: one monitor tick per message sent
+        def __init__(self, window):
+            self.window = window
+
+        def drain(self):
+            self.window.tick()
+
+    try:
+        publish_while(publisher, [Ticker(w) for w in windows],
+                      until=lambda: alice.frames_shown >= 3 and mallory.link_state is LinkState.REFUSED)
+        publish_while(publisher, [Ticker(w) for w in windows], seconds=SILENCE_S)
+        assert alice.link_state is LinkState.CONNECTED and alice.link_label.text() == "connected"
+        assert mallory.frames_shown == 0 and mallory.link_label.text() == "refused"
+        assert "rejected this monitor's key" in mallory.link_label.toolTip()
+        assert mallory.video.placeholder().startswith("refused: the publisher rejected this monitor's key")
+        assert plain.frames_shown == 0 and plain.link_state is LinkState.REFUSED
+        assert "does the publisher need --server-key?" in plain.link_label.toolTip()
+    finally:
+        for window in windows:
+            window.shutdown()
+        publisher.close()
+
+
 def test_gui_receiver_drops_oversize_frames_unread_and_survives_garbage():
     """From a raw XPUB: wrong frame counts, junk headers, a non-JPEG image, a frame just over
     the cap, then valid messages. Garbage is counted and skipped; the oversize frame makes ZMQ
