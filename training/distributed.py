@@ -133,9 +133,9 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
     from training.trainer import check_resumable
 
     out = Path(config.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     if not Path(config.data).is_file():
         raise FervidError(f"{config.data}: no such file")
+    out.mkdir(parents=True, exist_ok=True)
     if not ray.is_initialized():
         if address:  # a cluster (a RayJob, `ray job submit`): its nodes bring their own CPUs
             try:

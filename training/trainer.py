@@ -150,9 +150,9 @@ def check_resumable(out: Path, config: TrainConfig) -> None:
 def train(config: TrainConfig, log=print) -> dict:
     """Train, resuming from ``config.out`` when it holds an interrupted run; return a summary."""
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
-    data = prepare_data(config)
+    data = prepare_data(config)  # first: a CSV that fails leaves no --out folder behind
+    out.mkdir(parents=True, exist_ok=True)
     steps = math.ceil(len(data.x_train) / config.batch_size)
     log(f"training on {len(data.x_train)} images, validating on {len(data.x_val)} "
         f"(backend {keras.backend.backend()}, width {config.width:g}, {config.epochs} epochs)")

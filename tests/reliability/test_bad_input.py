@@ -450,6 +450,16 @@ def test_train_with_a_bad_csv_is_one_line_and_leaves_the_run_folder_alone(tmp_pa
     assert digests(out, path) == before
 
 
+def test_train_with_a_bad_csv_creates_no_run_folder(tmp_path):
+    """A run that fails on its data leaves nothing behind: no empty --out to find and clean up later."""
+    path = tmp_path / "train.csv"
+    path.write_text(HEADER + GOOD_ROW.replace("PublicTest", "Training") * 30 + "3,1 2 3,Training\n")
+    out = tmp_path / "new_run"
+    result = run_fervid("train", "--data", path, "--epochs", "1", "--out", out, timeout=300)
+    assert_one_line_error(result, f"{path}:32:")
+    assert not out.exists()
+
+
 # -- model files -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
