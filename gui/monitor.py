@@ -290,7 +290,8 @@ class MonitorWindow(QWidget):
         if self.link_label.text() != state.value:
             self.link_label.setText(state.value)
             self.link_label.setStyleSheet(f"color: {_LINK_COLOURS[state.value]}; font-weight: bold")
-        self.link_label.setToolTip(reason or "")
+        if self.link_label.toolTip() != (reason or ""):  # every tick (20 ms): change only on news
+            self.link_label.setToolTip(reason or "")
         self.video.set_placeholder(f"refused: {reason}" if reason else self._waiting_text)
 
     def shutdown(self) -> None:
