@@ -555,17 +555,11 @@ def test_monitor_window_says_refused_and_why_instead_of_waiting(keys, qtbot):
     for window in windows:
         qtbot.addWidget(window)
 
-    class Ticker:  # publish_while's subscriber interface: one monitor tick per message sent
-        def __init__(self, window):
-            self.window = window
-
-        def drain(self):
-            self.window.tick()
-
+    tickers = [SimpleNamespace(drain=w.tick) for w in windows]  # one monitor tick per message sent
     try:
-        publish_while(publisher, [Ticker(w) for w in windows],
+        publish_while(publisher, tickers,
                       until=lambda: alice.frames_shown >= 3 and mallory.link_state is LinkState.REFUSED)
-        publish_while(publisher, [Ticker(w) for w in windows], seconds=SILENCE_S)
+        publish_while(publisher, tickers, seconds=SILENCE_S)
         assert alice.link_state is LinkState.CONNECTED and alice.link_label.text() == "connected"
         assert mallory.frames_shown == 0 and mallory.link_label.text() == "refused"
         assert "rejected this monitor's key" in mallory.link_label.toolTip()

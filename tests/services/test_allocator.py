@@ -50,6 +50,7 @@ def test_the_session_ray_workers_run_with_the_cap(ray_session):
 EMBEDDED = """
 import json, os, ray, psutil
 from services.service import connect
+from tests.services.test_allocator import started_with
 started = connect(None, num_cpus=1)
 
 @ray.remote(num_cpus=0)
@@ -58,15 +59,10 @@ class Probe:
         return os.getpid()
 
 probe = Probe.remote()
-pid = ray.get(probe.pid.remote(), timeout=60)
-raylet = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "raylet"]
-print(json.dumps({"started": started, "worker": pid, "raylet": raylet[0] if raylet else None}))
-env = {}
-for name, p in (("worker", pid), ("raylet", raylet[0] if raylet else None)):
-    if p:
-        entries = open(f"/proc/{p}/environ", "rb").read().split(b"\\0")
-        env[name] = next((e.split(b"=", 1)[1].decode() for e in entries if e.startswith(b"MALLOC_ARENA_MAX=")), None)
-print(json.dumps(env))
+worker = ray.get(probe.pid.remote(), timeout=60)
+raylets = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "raylet"]
+print(json.dumps({"started": started, "worker": started_with(worker),
+                  "raylet": started_with(raylets[0]) if raylets else None}))
 ray.shutdown()
 """
 
@@ -77,9 +73,10 @@ def _run_embedded(extra_env: dict[str, str]) -> dict:
     done = subprocess.run([sys.executable, "-c", EMBEDDED], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert json.loads(lines[0])["started"] is True
-    return json.loads(lines[1])
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    found = json.loads(line)
+    assert found.pop("started") is True
+    return found
 
 
 def test_embedded_ray_of_fervid_up_gives_raylet_and_workers_the_cap():
