@@ -18,8 +18,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from benchmarks.common import decode_frames
-from models.face_detector import DetectorParams
+from fervid.benchmarks.common import decode_frames
+from fervid.models.face_detector import DetectorParams
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,9 @@ def _single_thread() -> None:
 
 def _recognizer(params: dict):
     """The project's one detect-crop-classify path, with the service's classifier settings."""
-    from models.classifier import EmotionClassifier
-    from models.face_detector import HaarFaceDetector
-    from models.recognizer import Recognizer
+    from fervid.models.classifier import EmotionClassifier
+    from fervid.models.face_detector import HaarFaceDetector
+    from fervid.models.recognizer import Recognizer
 
     classifier = EmotionClassifier.load(flip_average=False)
     classifier.warm_up(16)

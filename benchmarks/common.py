@@ -1,6 +1,6 @@
 """What every benchmark shares: its command line, the machine it ran on, statistics, JSON output.
 
-Each benchmark is ``python -m benchmarks.NAME [--quick] [--json] [--out FILE]``. With ``--json``
+Each benchmark is ``python -m fervid.benchmarks.NAME [--quick] [--json] [--out FILE]``. With ``--json``
 stdout holds exactly one JSON document (progress goes to stderr), so results can be piped and
 archived; ``--out`` also writes the document to a file. Numbers are medians and ratios measured
 in the same run, because absolute figures on a shared 2-core box move from minute to minute.
@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from fervid.media.samples import SAMPLE_CLIP
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_CLIP = REPO_ROOT / "assets" / "short_hamilton_clip.mp4"
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ from ``--repeats`` rounds over every ``--time-every``-th clip frame and all phot
 a different shuffled order each round so that load from other processes hits all settings alike.
 Frames/s is the median over rounds; for photos it is images/s.
 
-    python -m benchmarks.detector [--json] [--quick] [--out FILE] [--plot PNG] [--media DIR]
+    python -m fervid.benchmarks.detector [--json] [--quick] [--out FILE] [--plot PNG] [--media DIR]
 """
 from __future__ import annotations
 
@@ -54,11 +54,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.common import (REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info, make_parser, median,
+from fervid.benchmarks.common import (REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info, make_parser, median,
                                ratio)
-from models.face_detector import DetectorParams, HaarFaceDetector
-from models.image_io import load_image
-from models.preprocessing import to_grey
+from fervid.models.face_detector import DetectorParams, HaarFaceDetector
+from fervid.media.image_io import load_image
+from fervid.models.preprocessing import to_grey
 
 Box = Sequence[int]
 
@@ -390,7 +390,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def _service_default() -> dict:
     """The detector settings ``fervid up`` uses unless its config says otherwise."""
-    from services.config import DetectorConfig
+    from fervid.services.config import DetectorConfig
 
     return asdict(DetectorConfig().params())
 
@@ -518,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for what, path, is_ok in (("photo folder", args.media, Path.is_dir), ("sample clip", args.clip, Path.is_file),
                               ("truth file", args.truth, Path.is_file)):
         if not is_ok(path):
-            log(f"benchmarks.detector: {what} {path} not found (the photos live in ../shared/data/media; "
+            log(f"fervid.benchmarks.detector: {what} {path} not found (the photos live in ../shared/data/media; "
                 f"pass --media DIR)")
             return 2
     result = run(args)

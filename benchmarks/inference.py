@@ -18,7 +18,7 @@ exactly as live batches are, so their throughput includes the padding waste. All
 baseline are timed in interleaved rounds, so load from other work on a shared machine biases
 none of them more than the others; figures are medians of seconds per call.
 
-    python -m benchmarks.inference [--json] [--quick] [--out FILE] [--plot PNG]
+    python -m fervid.benchmarks.inference [--json] [--quick] [--out FILE] [--plot PNG]
 
 It uses Keras only (backend-specific calls only to list devices, guarded), so it runs under ``KERAS_BACKEND=jax`` as well.
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common
+from fervid.benchmarks import common
 
 BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 QUICK_BATCH_SIZES: tuple[int, ...] = (1, 4, 64)
@@ -68,7 +68,7 @@ class Settings:
 
 def default_batch() -> int:
     """The service's default batch size, read from its configuration rather than repeated here."""
-    from services.config import InferenceConfig
+    from fervid.services.config import InferenceConfig
 
     return int(InferenceConfig().max_batch)
 
@@ -79,7 +79,7 @@ def load_crops(count: int) -> tuple[np.ndarray, str]:
     Falls back to random pixels only when the sample cannot be read.
     """
     try:
-        from training.data import load_fer2013
+        from fervid.training.data import load_fer2013
 
         pixels = load_fer2013(SAMPLE_CSV).pixels
         source = str(SAMPLE_CSV.relative_to(common.REPO_ROOT))
@@ -151,7 +151,7 @@ def batch_timing(classifier, crops: np.ndarray, size: int, settings: Settings) -
 
 def baseline_timing(model, crops: np.ndarray, settings: Settings) -> Callable[[], list[float]]:
     """Warm up per-face ``model.predict(x, verbose=0)``; return one round's timing, a new face each call."""
-    from models.preprocessing import normalise
+    from fervid.models.preprocessing import normalise
 
     faces = itertools.cycle([normalise(crop) for crop in crops])
     for _ in range(2):  # the first call builds and traces the predict function
@@ -161,7 +161,7 @@ def baseline_timing(model, crops: np.ndarray, settings: Settings) -> Callable[[]
 
 
 def batch_entry(size: int, durations: Sequence[float]) -> dict:
-    from models.classifier import bucket_for
+    from fervid.models.classifier import bucket_for
 
     return {"batch_size": size, "padded_to": bucket_for(size), "calls": len(durations),
             **throughput(size, common.median(durations))}
@@ -195,7 +195,7 @@ def run(settings: Settings, batch: int, quick: bool) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from models.classifier import BATCH_BUCKETS, EmotionClassifier
+    from fervid.models.classifier import BATCH_BUCKETS, EmotionClassifier
 
     backend = keras.backend.backend()
     common.log(f"loading the classifier ({backend} backend)")
@@ -222,7 +222,7 @@ def run(settings: Settings, batch: int, quick: bool) -> dict:
         "machine": common.machine_info(),
         "parameters": {
             "quick": quick, "batch_sizes": list(settings.batch_sizes), "default_batch": batch,
-            "default_batch_from": "services.config.InferenceConfig().max_batch",
+            "default_batch_from": "fervid.services.config.InferenceConfig().max_batch",
             "flip_average": False, "batch_buckets": list(BATCH_BUCKETS),
             "rounds": settings.rounds, "seconds_per_round": settings.seconds_per_round,
             "max_calls_per_round": settings.max_calls_per_round,

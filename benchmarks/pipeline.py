@@ -1,4 +1,4 @@
-"""benchmarks.pipeline: the whole service on N streams, against what one machine can do without it.
+"""fervid.benchmarks.pipeline: the whole service on N streams, against what one machine can do without it.
 
 Questions answered, all measured in one run on one machine:
 
@@ -14,7 +14,7 @@ Questions answered, all measured in one run on one machine:
 * **Scaling**: 1, 2, 4, 8 streams, unpaced and live (paced at the clip's own 29.97 fps): does
   throughput hold under overload, are drops counted, does memory stay flat?
 
-Run: ``python -m benchmarks.pipeline --json --out docs/benchmarks/pipeline.json --plot docs/benchmarks/pipeline.png``.
+Run: ``python -m fervid.benchmarks.pipeline --json --out docs/benchmarks/pipeline.json --plot docs/benchmarks/pipeline.png``.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.baselines import LoopResult, run_ceiling, run_naive
-from benchmarks.common import SAMPLE_CLIP, emit, log, machine_info, make_parser, ratio
-from benchmarks.service_run import RunSpec, latency_percentiles_ms, measure, service_config
-from models.errors import FervidError
-from services.config import DetectorConfig
+from fervid.benchmarks.baselines import LoopResult, run_ceiling, run_naive
+from fervid.benchmarks.common import SAMPLE_CLIP, emit, log, machine_info, make_parser, ratio
+from fervid.benchmarks.service_run import RunSpec, latency_percentiles_ms, measure, service_config
+from fervid.errors import FervidError
+from fervid.services.config import DetectorConfig
 
 CEILING_GOAL = 0.8
 SECTIONS = ("headline", "paced", "scaling")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from services.service import connect
+    from fervid.services.service import connect
 
     # The baselines run before Ray starts, so that nothing else runs beside them.
     baselines = run_baselines(duration, overrides) if "headline" in sections else None

@@ -10,7 +10,7 @@ sampled, so a share is a share of the actor's busy time.
 Needs ``py-spy`` (``pip install py-spy``) and permission to trace the actors' processes (root,
 or ``kernel.yama.ptrace_scope=0``).
 
-    python -m benchmarks.profile_actors [--streams 4] [--seconds 15] [--json] [--out FILE]
+    python -m fervid.benchmarks.profile_actors [--streams 4] [--seconds 15] [--json] [--out FILE]
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.common import emit, log, machine_info, make_parser
-from benchmarks.service_run import RunSpec, service_config
+from fervid.benchmarks.common import emit, log, machine_info, make_parser
+from fervid.benchmarks.service_run import RunSpec, service_config
 
 KINDS = ("capture", "detector", "inference", "publisher")
 RATE_HZ = 50
@@ -36,7 +36,7 @@ def py_spy() -> str:
     beside = Path(sys.executable).parent / "py-spy"
     found = str(beside) if beside.is_file() else shutil.which("py-spy")
     if not found:
-        raise SystemExit("benchmarks.profile_actors: py-spy is not installed (pip install py-spy)")
+        raise SystemExit("fervid.benchmarks.profile_actors: py-spy is not installed (pip install py-spy)")
     return found
 
 
@@ -58,7 +58,7 @@ def self_time(collapsed: str, top: int = 8) -> tuple[int, list[dict]]:
 def actor_pids(controller) -> dict[str, int]:
     import ray
 
-    from services.runtime import NAMESPACE
+    from fervid.services.runtime import NAMESPACE
 
     status = ray.get(controller.status.remote(), timeout=30)
     pids = {"capture": status["streams"][0]["pid"]}
@@ -79,7 +79,7 @@ def profile(pids: dict[str, int], seconds: float, folder: Path) -> dict:
         path = folder / f"{kind}.txt"
         if run.returncode != 0 or not path.is_file():
             lines = (error or "").strip().splitlines()
-            raise SystemExit(f"benchmarks.profile_actors: py-spy failed on the {kind} actor: "
+            raise SystemExit(f"fervid.benchmarks.profile_actors: py-spy failed on the {kind} actor: "
                              f"{lines[-1] if lines else 'exit ' + str(run.returncode)}")
         samples, top = self_time(path.read_text())
         result[kind] = {"pid": pids[kind], "samples": samples,
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     py_spy()  # fail before starting anything
     import ray
 
-    from services.service import connect, start_service, stop_service
+    from fervid.services.service import connect, start_service, stop_service
 
     connect(None, num_cpus=os.cpu_count())
     config = service_config(RunSpec(streams=args.streams, paced=False))

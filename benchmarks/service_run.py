@@ -12,10 +12,10 @@ import socket
 import time
 from dataclasses import dataclass
 
-from benchmarks import metrics_delta as md
-from benchmarks.common import SAMPLE_CLIP, log, percentile, ratio
-from benchmarks.process_stats import ProcessSampler
-from services.config import ServiceConfig, parse_config
+from fervid.benchmarks import metrics_delta as md
+from fervid.benchmarks.common import SAMPLE_CLIP, log, percentile, ratio
+from fervid.benchmarks.process_stats import ProcessSampler
+from fervid.services.config import ServiceConfig, parse_config
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def measure(spec: RunSpec, overrides: dict | None = None) -> dict:
     """Start the service for ``spec``, measure one window after warm-up, stop it."""
     import ray
 
-    from services.service import start_service, stop_service
+    from fervid.services.service import start_service, stop_service
 
     config = service_config(spec, overrides)
     url = f"http://127.0.0.1:{config.metrics.port}/metrics"

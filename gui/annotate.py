@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 import cv2
 import numpy as np
 
-from models.labels import EMOTIONS
+from fervid.models.labels import EMOTIONS
 
 EMOTION_COLOURS_BGR: dict[str, tuple[int, int, int]] = {
     "angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160), "happy": (40, 200, 240),

@@ -21,11 +21,11 @@ from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBox
                              QLabel, QLineEdit, QMainWindow, QPushButton, QShortcut, QSizePolicy,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from gui.annotate import EMOTION_COLOURS_BGR, ordered_probabilities
-from gui.qt_image import bgr_to_pixmap
-from gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
-from models.labels import EMOTIONS
-from services.sources import parse_source
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, ordered_probabilities
+from fervid.gui.qt_image import bgr_to_pixmap
+from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
+from fervid.models.labels import EMOTIONS
+from fervid.media.sources import parse_source
 
 IMAGE_FILTER = "Images (*.jpg *.jpeg *.png *.bmp *.webp *.tif *.tiff *.gif);;All files (*)"
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.mpg *.mpeg);;All files (*)"

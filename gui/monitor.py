@@ -1,6 +1,6 @@
 """The per-stream live monitor: `fervid monitor NAME`.
 
-Subscribes to one stream (``gui.zmq_receiver``), and on a short timer shows only the newest
+Subscribes to one stream (``fervid.comms.receiver``), and on a short timer shows only the newest
 message: the decoded frame with boxes and labels (``gui.annotate.draw_faces``), per-face
 probability bars, the stream's fps, capture-to-screen latency and the link state. The timer drains
 the socket on every tick, so a slow screen never builds a backlog. The link-state rules live in
@@ -25,11 +25,11 @@ from PyQt5.QtCore import QEventLoop, QRect, Qt, QTimer, pyqtSignal, qInstallMess
 from PyQt5.QtGui import QPainter, QPixmap
 from PyQt5.QtWidgets import QApplication, QFormLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from gui.annotate import draw_faces
-from gui.probability_bars import ProbabilityBars
-from gui.qt_image import bgr_to_pixmap
-from gui.zmq_receiver import StreamReceiver
-from services.messages import StreamMessage
+from fervid.gui.annotate import draw_faces
+from fervid.gui.probability_bars import ProbabilityBars
+from fervid.gui.qt_image import bgr_to_pixmap
+from fervid.comms.receiver import StreamReceiver
+from fervid.comms.messages import StreamMessage
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 """Where the service publishes by default (services/publisher.py binds 127.0.0.1 only)."""
@@ -368,7 +368,7 @@ def run_monitor(stream: str, endpoint: str = DEFAULT_ENDPOINT, screenshot: Path 
 
 def _run(stream: str, endpoint: str, screenshot: Path | None, frames: int | None, timeout_s: float,
          server_key: Path | None = None, client_key: Path | None = None) -> int:
-    from services.curve import CurveKeyError
+    from fervid.comms.curve import CurveKeyError
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "fervid"])
     try:

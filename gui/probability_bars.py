@@ -11,8 +11,8 @@ from PyQt5.QtCore import QRect, QSize, Qt
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
-from models.labels import EMOTIONS
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.models.labels import EMOTIONS
 
 FACE_GAP = 8
 BAR_MIN_WIDTH = 80

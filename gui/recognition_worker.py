@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import QThread, pyqtSignal
 
-from gui.annotate import draw_faces
-from models.errors import FervidError
-from models.image_io import load_image
-from models.recognizer import Recognizer
-from services.frame_source import CapturedFrame, FrameSource, StreamState
-from services.sources import SourceKind, SourceSpec
+from fervid.gui.annotate import draw_faces
+from fervid.errors import FervidError
+from fervid.media.image_io import load_image
+from fervid.models.recognizer import Recognizer
+from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
+from fervid.media.sources import SourceKind, SourceSpec
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classifier_paths import DEFAULT_MODEL_PATH
-from models.errors import ModelLoadError
-from models.labels import NUM_CLASSES
-from models.preprocessing import FACE_SIZE, normalise
+from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
+from fervid.errors import ModelLoadError
+from fervid.models.labels import NUM_CLASSES
+from fervid.models.preprocessing import FACE_SIZE, normalise
 
 BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256)
 """Padded batch sizes: at most 4x wasted work on tiny batches, one trace per size."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.errors import ModelLoadError
-from models.preprocessing import to_grey
+from fervid.errors import ModelLoadError
+from fervid.models.preprocessing import to_grey
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers, regularizers
 
-from models.labels import NUM_CLASSES
-from models.preprocessing import FACE_SIZE
+from fervid.models.labels import NUM_CLASSES
+from fervid.models.preprocessing import FACE_SIZE
 
 BLOCK_FILTERS: tuple[int, ...] = (16, 32, 64, 128)
 STEM_FILTERS: int = 8

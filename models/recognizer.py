@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.classifier import EmotionClassifier
-from models.face_detector import DetectorParams, HaarFaceDetector
-from models.image_io import load_image
-from models.preprocessing import crop_faces, to_grey
-from models.results import FaceExpression, ImageResult
+from fervid.models.classifier import EmotionClassifier
+from fervid.models.face_detector import DetectorParams, HaarFaceDetector
+from fervid.media.image_io import load_image
+from fervid.models.preprocessing import crop_faces, to_grey
+from fervid.models.results import FaceExpression, ImageResult
 
 
 def faces_from(boxes: np.ndarray, probabilities: np.ndarray) -> list[FaceExpression]:

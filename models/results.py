@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.labels import EMOTIONS
+from fervid.models.labels import EMOTIONS
 
 
 @dataclass(frozen=True)

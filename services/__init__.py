@@ -1,3 +1,1 @@
-"""The running fervid system: configuration, Ray actors, metrics and the ``fervid`` command line."""
-
-import models as _models  # noqa: F401,E402  (sets TensorFlow environment defaults before Keras loads)
+"""The running fervid system on Ray: configuration, actors, controller and metrics."""

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 
-from services.config import CaptureConfig, StreamConfig
-from services.frame_source import CapturedFrame, FrameSource, StreamState
-from services.runtime import Telemetry
-from services.sources import parse_source
+from fervid.services.config import CaptureConfig, StreamConfig
+from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
+from fervid.services.runtime import Telemetry
+from fervid.media.sources import parse_source
 
 GAUGE_INTERVAL_S = 0.5
 FPS_WINDOW_S = 2.0

@@ -13,12 +13,11 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from models.errors import FervidError
-from models.face_detector import DetectorParams
-from services.placement import check_selector
+from fervid.errors import FervidError
+from fervid.media.samples import SAMPLE_CLIP
+from fervid.models.face_detector import DetectorParams
+from fervid.services.placement import check_selector
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_CLIP = REPO_ROOT / "assets" / "short_hamilton_clip.mp4"
 STREAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Stream names become ZMQ topics, Prometheus label values and actor names: keep them plain."""
 
@@ -50,7 +49,7 @@ class StreamConfig(_Strict):
     @field_validator("source")
     @classmethod
     def _source_is_valid(cls, value: str | int) -> str | int:
-        from services.sources import parse_source
+        from fervid.media.sources import parse_source
 
         parse_source(value)  # raises ValueError with a message naming the problem
         return value
@@ -148,7 +147,7 @@ class CurveConfig(_Strict):
     @field_validator("server_secret_key")
     @classmethod
     def _key_pair_loads(cls, value: Path) -> Path:
-        from services.curve import CurveKeyError, load_key_pair
+        from fervid.comms.curve import CurveKeyError, load_key_pair
 
         try:
             load_key_pair(value)
@@ -159,7 +158,7 @@ class CurveConfig(_Strict):
     @field_validator("authorized_clients")
     @classmethod
     def _client_keys_load(cls, value: Path | None) -> Path | None:
-        from services.curve import CurveKeyError, load_authorized_keys
+        from fervid.comms.curve import CurveKeyError, load_authorized_keys
 
         if value is not None:
             try:

@@ -19,16 +19,16 @@ import time
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from models.errors import FervidError
-from services.capture import CaptureActor, in_flight_limit
-from services.config import ServiceConfig, StreamConfig
-from services.detector import DetectorActor
-from services.inference import InferenceActor
-from services.metrics_actor import MetricsActor
-from services.placement import Plan, PlacementError, live_nodes, plan
-from services.publisher import PublisherActor
-from services.runtime import NAMESPACE, Telemetry, actor_name, was_restarted
-from services.sources import SourceKind, parse_source
+from fervid.errors import FervidError
+from fervid.services.capture import CaptureActor, in_flight_limit
+from fervid.services.config import ServiceConfig, StreamConfig
+from fervid.services.detector import DetectorActor
+from fervid.services.inference import InferenceActor
+from fervid.services.metrics_actor import MetricsActor
+from fervid.services.placement import Plan, PlacementError, live_nodes, plan
+from fervid.services.publisher import PublisherActor
+from fervid.services.runtime import NAMESPACE, Telemetry, actor_name, was_restarted
+from fervid.media.sources import SourceKind, parse_source
 
 HEALTH_INTERVAL_S = 1.0
 READY_TIMEOUT_S = 180.0
@@ -223,7 +223,7 @@ class Controller:
         if not isinstance(stream, StreamConfig):
             from pydantic import ValidationError
 
-            from services.config import format_validation_error
+            from fervid.services.config import format_validation_error
 
             try:
                 stream = StreamConfig.model_validate(stream)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 
-from models.face_detector import DetectorParams, HaarFaceDetector
-from models.preprocessing import crop_faces, to_grey
-from services.runtime import Telemetry
+from fervid.models.face_detector import DetectorParams, HaarFaceDetector
+from fervid.models.preprocessing import crop_faces, to_grey
+from fervid.services.runtime import Telemetry
 
 
 @dataclass(frozen=True)

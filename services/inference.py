@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 
-from models.labels import NUM_CLASSES
-from services.runtime import Telemetry
+from fervid.models.labels import NUM_CLASSES
+from fervid.services.runtime import Telemetry
 
 MAX_CONCURRENT_CALLS = 256
 """Threads of the actor: frames that can wait in one batch at once (streams x in-flight)."""
@@ -147,7 +147,7 @@ class InferenceActor:
     def __init__(self, model_path: str | None, max_batch: int, max_wait_ms: float,
                  flip_average: bool = False, metrics_actor=None):
         limit_accelerator_memory()
-        from models.classifier import EmotionClassifier
+        from fervid.models.classifier import EmotionClassifier
 
         self._telemetry = Telemetry(metrics_actor)
         self._telemetry.report_restart_if_any(self.KIND)

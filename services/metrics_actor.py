@@ -10,8 +10,8 @@ import os
 import ray
 from prometheus_client import start_http_server
 
-from services.metrics import MetricsRegistry
-from services.runtime import was_restarted
+from fervid.services.metrics import MetricsRegistry
+from fervid.services.runtime import was_restarted
 
 
 @ray.remote

@@ -15,9 +15,9 @@ import numpy as np
 import ray
 import zmq
 
-from models.results import FaceExpression
-from services.messages import FaceRecord, StreamMessage, encode_message
-from services.runtime import Telemetry
+from fervid.models.results import FaceExpression
+from fervid.comms.messages import FaceRecord, StreamMessage, encode_message
+from fervid.services.runtime import Telemetry
 
 
 class SubscriptionTracker:
@@ -79,7 +79,7 @@ class PublisherSocket:
         # Subscriptions are a prefix byte plus a stream name: nothing longer is worth reading.
         self._socket.setsockopt(zmq.MAXMSGSIZE, 4096)
         if curve is not None:
-            from services.curve import CurveKeyError, CurveServer
+            from fervid.comms.curve import CurveKeyError, CurveServer
 
             try:
                 self._curve = CurveServer(self._context, curve.server_secret_key, curve.authorized_clients)

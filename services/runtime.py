@@ -6,7 +6,7 @@ from collections import deque
 
 import ray
 
-from services.metrics import MetricsBuffer, MetricsShipper
+from fervid.services.metrics import MetricsBuffer, MetricsShipper
 
 NAMESPACE = "fervid"
 CONTROLLER_NAME = "controller"

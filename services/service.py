@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 
 import ray
 
-from models.errors import FervidError
-from services.allocator import configure_allocator
-from services.config import ServiceConfig
-from services.runtime import CONTROLLER_NAME, NAMESPACE
+from fervid.errors import FervidError
+from fervid.services.allocator import configure_allocator
+from fervid.services.config import ServiceConfig
+from fervid.services.runtime import CONTROLLER_NAME, NAMESPACE
 
 
 class NoServiceError(FervidError):
@@ -132,7 +132,7 @@ def check_ports(config: ServiceConfig) -> None:
 
 def start_service(config: ServiceConfig):
     """Create the controller (named, detached) on this node and start the pipeline."""
-    from services.controller import Controller
+    from fervid.services.controller import Controller
 
     try:
         find_controller()

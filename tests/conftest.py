@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from fervid.media.samples import SAMPLE_CLIP, TWO_PEOPLE
+from fervid.models.backend_env import configure_tensorflow
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+configure_tensorflow()  # what the CLI and the actors do at start-up
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -16,19 +20,17 @@ SHARED = REPO.parent / "shared" / "data"
 SAMPLE_CSV = DATA / "fer2013_sample.csv.gz"
 FERPLUS_SAMPLE = DATA / "fer2013new_sample.csv.gz"
 OBAMA = DATA / "obama.jpg"
-TWO_PEOPLE = REPO / "assets" / "two_people.jpg"
-SAMPLE_CLIP = REPO / "assets" / "short_hamilton_clip.mp4"
 
 
 def run_fervid(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the real ``fervid`` command line in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "services.cli", *map(str, args)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "fervid.cli.main", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def classifier():
-    from models.classifier import EmotionClassifier
+    from fervid.models.classifier import EmotionClassifier
 
     return EmotionClassifier.load()
 
@@ -38,7 +40,7 @@ def ray_session():
     """One real local Ray instance for the whole test session (it takes seconds to start)."""
     import ray
 
-    from services.allocator import configure_allocator
+    from fervid.services.allocator import configure_allocator
 
     if not ray.is_initialized():
         configure_allocator()  # what `fervid up` does before it starts an embedded Ray
@@ -46,3 +48,13 @@ def ray_session():
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def service():
+    """A real ZMQ publisher on 127.0.0.1 that tests feed with messages; closed afterwards."""
+    from tests.helpers.zmq_helpers import FakeService
+
+    fake = FakeService()
+    yield fake
+    fake.close()

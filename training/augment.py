@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from models.preprocessing import FACE_SIZE, normalise
+from fervid.models.preprocessing import FACE_SIZE, normalise
 
 
 def augment_crops(crops: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import FervidError
-from models.labels import NUM_CLASSES
-from models.preprocessing import FACE_SIZE
+from fervid.errors import FervidError
+from fervid.models.labels import NUM_CLASSES
+from fervid.models.preprocessing import FACE_SIZE
 
 FER2013_HEADER: tuple[str, ...] = ("emotion", "pixels", "Usage")
 PIXELS_PER_IMAGE: int = FACE_SIZE * FACE_SIZE

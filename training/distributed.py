@@ -21,8 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from models.errors import FervidError
-from training.config import TrainConfig
+from fervid.errors import FervidError
+from fervid.training.config import TrainConfig
 
 HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
 
@@ -35,9 +35,9 @@ def _worker_loop(params: dict) -> None:
     import ray.train
     import tensorflow as tf
 
-    from training.augment import augmented_epoch
-    from training.trainer import build_optimizer, prepare_data, save_inference_model
-    from models.mini_xception import build_mini_xception
+    from fervid.training.augment import augmented_epoch
+    from fervid.training.trainer import build_optimizer, prepare_data, save_inference_model
+    from fervid.models.mini_xception import build_mini_xception
 
     config = TrainConfig(**{**params, "data": Path(params["data"]), "out": Path(params["out"]),
                             "ferplus": Path(params["ferplus"]) if params["ferplus"] else None})
@@ -129,8 +129,8 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
 
-    from training.plots import plot_history
-    from training.trainer import check_resumable
+    from fervid.training.plots import plot_history
+    from fervid.training.trainer import check_resumable
 
     out = Path(config.out).resolve()
     if not Path(config.data).is_file():

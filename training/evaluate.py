@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.classifier import EmotionClassifier
-from models.labels import EMOTIONS, NUM_CLASSES
+from fervid.models.classifier import EmotionClassifier
+from fervid.models.labels import EMOTIONS, NUM_CLASSES
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.labels import EMOTIONS
+from fervid.models.labels import EMOTIONS
 
 
 def _pyplot():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.labels import NUM_CLASSES
+from fervid.models.labels import NUM_CLASSES
 
 
 def one_hot(labels: np.ndarray) -> np.ndarray:

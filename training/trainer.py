@@ -16,14 +16,14 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from models.errors import FervidError
-from models.mini_xception import build_mini_xception
-from models.preprocessing import normalise
-from training.augment import augmented_epoch
-from training.config import TrainConfig
-from training.data import Fer2013, load_fer2013, load_ferplus_votes, validation_mask
-from training.plots import plot_history
-from training.targets import blend_ferplus, one_hot
+from fervid.errors import FervidError
+from fervid.models.mini_xception import build_mini_xception
+from fervid.models.preprocessing import normalise
+from fervid.training.augment import augmented_epoch
+from fervid.training.config import TrainConfig
+from fervid.training.data import Fer2013, load_fer2013, load_ferplus_votes, validation_mask
+from fervid.training.plots import plot_history
+from fervid.training.targets import blend_ferplus, one_hot
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"

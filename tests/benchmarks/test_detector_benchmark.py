@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.detector import (BASELINE, CLIP_RECALL_TOLERANCE, PHOTOS_RECALL_TOLERANCE, QUICK_PHOTOS, TRUTH_FILE,
+from fervid.benchmarks.detector import (BASELINE, CLIP_RECALL_TOLERANCE, PHOTOS_RECALL_TOLERANCE, QUICK_PHOTOS, TRUTH_FILE,
                                  grid, iou, match, meets_rule, select, setting_name)
 from tests.conftest import OBAMA, TWO_PEOPLE
 
@@ -127,7 +127,7 @@ def test_quick_run_json_out_and_plot(tmp_path):
         shutil.copy(photo, media / photo.name)
     assert {path.name for path in media.iterdir()} == set(QUICK_PHOTOS)
     out, png = tmp_path / "detector.json", tmp_path / "detector.png"
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.detector", "--quick", "--json", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "fervid.benchmarks.detector", "--quick", "--json", "--out", str(out),
                            "--plot", str(png), "--media", str(media)], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -162,7 +162,7 @@ def test_quick_run_json_out_and_plot(tmp_path):
 
 
 def test_missing_media_folder_exits_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.detector", "--quick", "--json",
+    proc = subprocess.run([sys.executable, "-m", "fervid.benchmarks.detector", "--quick", "--json",
                            "--media", str(tmp_path / "nowhere")], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2

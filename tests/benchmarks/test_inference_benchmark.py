@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.inference import QUICK_BATCH_SIZES, BASELINE_NAME, saturation_batch
+from fervid.benchmarks.inference import QUICK_BATCH_SIZES, BASELINE_NAME, saturation_batch
 
 REPO = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -19,7 +19,7 @@ def quick_run(tmp_path_factory) -> tuple[dict, Path, Path]:
     """``--quick --json --out --plot`` in a subprocess: stdout must be exactly one JSON document."""
     folder = tmp_path_factory.mktemp("inference")
     out, png = folder / "result.json", folder / "result.png"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.inference", "--quick", "--json",
+    done = subprocess.run([sys.executable, "-m", "fervid.benchmarks.inference", "--quick", "--json",
                            "--out", str(out), "--plot", str(png)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -28,7 +28,7 @@ def quick_run(tmp_path_factory) -> tuple[dict, Path, Path]:
 
 def test_every_quick_batch_size_is_measured(quick_run):
     result, _, _ = quick_run
-    from services.config import InferenceConfig
+    from fervid.services.config import InferenceConfig
 
     default = InferenceConfig().max_batch
     assert result["default_batch"] == default

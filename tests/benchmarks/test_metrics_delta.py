@@ -6,7 +6,7 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from benchmarks import metrics_delta as md
+from fervid.benchmarks import metrics_delta as md
 
 
 def test_quantile_interpolates_inside_the_bucket_like_promql():

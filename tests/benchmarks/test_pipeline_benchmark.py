@@ -1,4 +1,4 @@
-"""benchmarks.pipeline: a quick run of the real service and both baselines, structure checked.
+"""fervid.benchmarks.pipeline: a quick run of the real service and both baselines, structure checked.
 
 The figures themselves are not asserted (this is a noisy 2-core box); what is checked is that
 every section is measured, that the ratios are the quotients of the reported numbers, and that
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from benchmarks.pipeline import P99_BUDGET_MS, paced_passes, parse_overrides
+from fervid.benchmarks.pipeline import P99_BUDGET_MS, paced_passes, parse_overrides
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("pipeline")
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--quick", "--json",
+    proc = subprocess.run([sys.executable, "-m", "fervid.benchmarks.pipeline", "--quick", "--json",
                            "--out", str(out / "result.json"), "--plot", str(out / "plot.png")],
                           cwd=REPO, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -88,20 +88,20 @@ def test_overrides_parse_and_bad_ones_fail_in_one_line():
         "inference": {"max_wait_ms": 0}, "detector": {"downscale": 0.5}}
     with pytest.raises(ValueError):
         parse_overrides(["downscale=0.5"])
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--set", "detector.downscale=3"],
+    proc = subprocess.run([sys.executable, "-m", "fervid.benchmarks.pipeline", "--set", "detector.downscale=3"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines()[-1].endswith("detector.downscale: Input should be less than or equal to 1")
 
 
 def test_one_section_runs_alone_and_the_others_are_null():
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--quick", "--json", "--sections", "paced",
+    proc = subprocess.run([sys.executable, "-m", "fervid.benchmarks.pipeline", "--quick", "--json", "--sections", "paced",
                            "--set", "inference.max_wait_ms=5"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["baselines"] is None and result["pipeline"] is None and result["ratios"] is None
     assert result["scaling"] is None and result["paced"]["runs"]
     assert result["parameters"]["overrides"] == {"inference": {"max_wait_ms": 5}}
-    bad = subprocess.run([sys.executable, "-m", "benchmarks.pipeline", "--sections", "headline,nope"],
+    bad = subprocess.run([sys.executable, "-m", "fervid.benchmarks.pipeline", "--sections", "headline,nope"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--sections" in bad.stderr.strip().splitlines()[-1]

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from benchmarks.process_stats import ProcessSampler, tree
+from fervid.benchmarks.process_stats import ProcessSampler, tree
 
 
 def test_cpu_and_memory_of_a_busy_child_are_counted():
@@ -48,7 +48,7 @@ def test_cpu_is_grouped_by_what_each_process_is():
 
 
 def test_memory_counts_only_processes_alive_at_the_end_of_the_window():
-    from benchmarks.process_stats import TreeSample
+    from fervid.benchmarks.process_stats import TreeSample
 
     mib = 1024 * 1024
     sampler = ProcessSampler()

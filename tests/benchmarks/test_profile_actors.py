@@ -1,7 +1,7 @@
 """The py-spy summary used by benchmarks.profile_actors (py-spy itself is not run here: it needs ptrace)."""
 from __future__ import annotations
 
-from benchmarks.profile_actors import self_time
+from fervid.benchmarks.profile_actors import self_time
 
 
 def test_self_time_counts_leaf_frames_of_collapsed_stacks():

@@ -26,8 +26,8 @@ def main(zmq_port: int, metrics_port: int, camera_url: str) -> dict:
     import yaml
     from ray.cluster_utils import Cluster
 
-    from services.config import parse_config
-    from services.service import start_service, stop_service
+    from fervid.services.config import parse_config
+    from fervid.services.service import start_service, stop_service
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "labels": {LABEL: "head"}})
     cluster.add_node(num_cpus=2, labels={LABEL: "cpu"})

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.allocator import ARENA_VARIABLE, DEFAULT_ARENAS
-from services.config import load_config, parse_config
-from services.placement import selector_matches
+from fervid.services.allocator import ARENA_VARIABLE, DEFAULT_ARENAS
+from fervid.services.config import load_config, parse_config
+from fervid.services.placement import selector_matches
 from tests.conftest import REPO
 
 DEPLOY = REPO / "deploy"
@@ -256,8 +256,9 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored():
         for source in parts[:-1]:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
             assert source.rstrip("/") not in ignored, f"COPY {source}: excluded by .dockerignore"
-    packages = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    folders = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())  # fervid.models -> models
     copied = {source.rstrip("/") for parts in copies for source in parts[:-1]}
+    packages = folders
     assert packages <= copied, f"packages not copied: {packages - copied}"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.metrics import SERIES
+from fervid.services.metrics import SERIES
 from tests.conftest import REPO, SAMPLE_CLIP
 from tests.services.service_helpers import free_port, wait_for
 
@@ -273,7 +273,7 @@ def test_fervid_scrape_target_matches_the_shipped_service_config():
     (target,) = scrape_job(load_yaml(PROMETHEUS_YML), "fervid")["static_configs"][0]["targets"]
     host, port = target.rsplit(":", 1)
     assert (host, int(port)) == (service["host"], service["port"])
-    from services.config import MetricsConfig
+    from fervid.services.config import MetricsConfig
 
     assert int(port) == MetricsConfig().port
 
@@ -361,8 +361,8 @@ STREAMS = ("mon0", "mon1")
 
 @pytest.fixture(scope="module")
 def service(ray_session):
-    from services.config import parse_config
-    from services.service import start_service, stop_service
+    from fervid.services.config import parse_config
+    from fervid.services.service import start_service, stop_service
 
     ports = {"zmq": free_port(), "metrics": free_port()}
     config = parse_config({

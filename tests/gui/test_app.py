@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from PyQt5.QtGui import QColor, QImage
 
-from gui.annotate import EMOTION_COLOURS_BGR
-from gui.app import MainWindow, run_app
-from gui.recognition_worker import SharedRecognizer
-from models.image_io import load_image
-from models.labels import EMOTIONS
-from models.recognizer import Recognizer
+from fervid.gui.annotate import EMOTION_COLOURS_BGR
+from fervid.gui.app import MainWindow, run_app
+from fervid.gui.recognition_worker import SharedRecognizer
+from fervid.media.image_io import load_image
+from fervid.models.labels import EMOTIONS
+from fervid.models.recognizer import Recognizer
 from tests.conftest import SAMPLE_CLIP, TWO_PEOPLE
 
 WAIT_MS = 60_000
@@ -235,7 +235,7 @@ def test_the_model_loads_in_the_background_once_for_upload_and_camera(qtbot, cla
 
 
 def test_a_model_that_cannot_load_is_an_error_in_the_window(qtbot):
-    from models.errors import ModelLoadError
+    from fervid.errors import ModelLoadError
 
     def factory() -> Recognizer:
         raise ModelLoadError("model file /nowhere/model.keras not found")

@@ -17,12 +17,12 @@ import pytest
 import zmq
 from PyQt5.QtGui import QImage
 
-from gui.annotate import EMOTION_COLOURS_BGR, draw_faces
-from gui.monitor import LinkState, MonitorState, MonitorWindow, decode_frame, jpeg_dimensions, run_monitor
-from models.labels import EMOTIONS
-from services.messages import StreamMessage, encode_message
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, draw_faces
+from fervid.gui.monitor import LinkState, MonitorState, MonitorWindow, decode_frame, jpeg_dimensions, run_monitor
+from fervid.models.labels import EMOTIONS
+from fervid.comms.messages import StreamMessage, encode_message
 from tests.conftest import REPO
-from tests.gui.zmq_helpers import face, frame_bgr, frame_jpeg, make_message
+from tests.helpers.zmq_helpers import face, frame_bgr, frame_jpeg, make_message
 from tests.services.service_helpers import free_port
 
 WAIT_MS = 15_000
@@ -349,10 +349,10 @@ def test_jpeg_size_is_read_without_decoding_and_absurd_sizes_are_refused():
     assert decode_frame(b"\xff\xd8 garbage") is None and jpeg_dimensions(b"") is None
 
 
-def test_the_monitor_imports_no_ray_and_no_service_code_but_messages():
-    """gui/ talks to the service only over ZMQ (design.md, "Layout")."""
-    code = ("import sys, gui.monitor; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith("
-            "('ray.', 'services.'))))")
+def test_the_monitor_imports_no_ray_and_no_service_code():
+    """gui/ talks to the service only over ZMQ through fervid.comms (docs/architecture.md, "Layers")."""
+    code = ("import sys, fervid.gui.monitor; print(sorted(m for m in sys.modules if m == 'ray' or m.startswith("
+            "('ray.', 'fervid.services'))), 'fervid.comms.messages' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['services.messages']"
+    assert out.stdout.strip() == "[] True"

@@ -3,10 +3,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from models.classifier import BATCH_BUCKETS, EmotionClassifier, bucket_for
-from models.classifier_paths import DEFAULT_MODEL_PATH
-from models.errors import ModelLoadError
-from training.data import load_fer2013
+from fervid.models.classifier import BATCH_BUCKETS, EmotionClassifier, bucket_for
+from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
+from fervid.errors import ModelLoadError
+from fervid.training.data import load_fer2013
 from tests.conftest import SAMPLE_CSV
 
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from models.face_detector import DetectorParams, HaarFaceDetector
-from models.image_io import load_image
+from fervid.models.face_detector import DetectorParams, HaarFaceDetector
+from fervid.media.image_io import load_image
 from tests.conftest import OBAMA, TWO_PEOPLE
 
 

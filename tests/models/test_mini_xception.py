@@ -1,6 +1,6 @@
 import numpy as np
 
-from models.mini_xception import build_mini_xception
+from fervid.models.mini_xception import build_mini_xception
 
 
 def test_paper_sized_model_has_about_58k_parameters_and_softmax_output():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.preprocessing import FACE_SIZE, crop_faces, normalise, to_grey
+from fervid.models.preprocessing import FACE_SIZE, crop_faces, normalise, to_grey
 
 
 def test_to_grey_accepts_bgr_bgra_and_grey():

@@ -1,8 +1,8 @@
 import numpy as np
 
-from models.labels import EMOTIONS
-from models.recognizer import Recognizer
-from models.results import FaceExpression
+from fervid.models.labels import EMOTIONS
+from fervid.models.recognizer import Recognizer
+from fervid.models.results import FaceExpression
 from tests.conftest import OBAMA, TWO_PEOPLE
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 import zmq
 
-from benchmarks import metrics_delta as md
-from services.messages import MessageError, decode_message
+from fervid.benchmarks import metrics_delta as md
+from fervid.comms.messages import MessageError, decode_message
 from tests.conftest import SAMPLE_CLIP
 from tests.services.service_helpers import running_service, scrape, wait_for
 

@@ -36,11 +36,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.classifier_paths import DEFAULT_MODEL_PATH
-from models.errors import ImageLoadError
-from models.image_io import load_image
-from services.frame_source import FrameSource, StreamState
-from services.sources import parse_source
+from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
+from fervid.errors import ImageLoadError
+from fervid.media.image_io import load_image
+from fervid.media.frame_source import FrameSource, StreamState
+from fervid.media.sources import parse_source
 from tests.conftest import OBAMA, REPO, SAMPLE_CLIP, TWO_PEOPLE, run_fervid
 
 pytestmark = pytest.mark.timeout(300)
@@ -231,7 +231,7 @@ def test_a_real_decompression_bomb_is_refused_before_decoding(images, tmp_path, 
     assert bomb.stat().st_size < 500_000
     # The child reports its own high-water mark (VmHWM belongs to the process image exec'd, unlike
     # wait4's ru_maxrss, which keeps the forking test process's peak across the exec).
-    code = ("import sys\nfrom models.errors import ImageLoadError\nfrom models.image_io import load_image\n"
+    code = ("import sys\nfrom fervid.errors import ImageLoadError\nfrom fervid.media.image_io import load_image\n"
             "def peak_kb():\n    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
             "try:\n    load_image(sys.argv[1])\nexcept ImageLoadError as exc:\n    print(exc)\n"
             "    print('peak_kb', peak_kb(), file=sys.stderr)\n    sys.exit(2)\n")
@@ -359,8 +359,8 @@ def test_truncated_video_plays_up_to_the_cut_then_finishes(videos):
 
 
 def test_odd_frame_size_video_is_read_and_its_face_found(videos):
-    from models.face_detector import HaarFaceDetector
-    from models.preprocessing import to_grey
+    from fervid.models.face_detector import HaarFaceDetector
+    from fervid.models.preprocessing import to_grey
 
     source = FrameSource(parse_source(str(videos["odd_641x479.mjpeg"])), pace=False)
     frames, _, errors = drain(source, 30)
@@ -370,7 +370,7 @@ def test_odd_frame_size_video_is_read_and_its_face_found(videos):
 
 
 def test_config_naming_a_missing_model_is_refused_when_loaded(tmp_path):
-    from services.config import ConfigError, load_config
+    from fervid.services.config import ConfigError, load_config
 
     config = tmp_path / "fervid.yaml"
     config.write_text(f"streams:\n  - name: a\n    source: {SAMPLE_CLIP}\ninference:\n  model: gone.keras\n")
@@ -427,7 +427,7 @@ def test_evaluate_refuses_an_unwritable_confusion_png_before_working(tmp_path, p
 def test_csv_from_a_spreadsheet_is_accepted(tmp_path):
     """A byte-order mark before the header, CRLF line ends and a blank last line are how spreadsheet
     programs and editors save CSVs; none of them is an error."""
-    from training.data import load_fer2013
+    from fervid.training.data import load_fer2013
 
     path = tmp_path / "saved_by_excel.csv"
     path.write_bytes(("\ufeff" + HEADER + GOOD_ROW * 2 + "\n").replace("\n", "\r\n").encode("utf-8"))

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from models.labels import EMOTIONS
-from services.config import ConfigError, ServiceConfig, load_config
-from services.messages import MessageError, StreamMessage, decode_message, encode_message
+from fervid.models.labels import EMOTIONS
+from fervid.services.config import ConfigError, ServiceConfig, load_config
+from fervid.comms.messages import MessageError, StreamMessage, decode_message, encode_message
 from tests.conftest import SAMPLE_CLIP
 
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])

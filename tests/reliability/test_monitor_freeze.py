@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 
-from benchmarks import metrics_delta as md
+from fervid.benchmarks import metrics_delta as md
 from tests.reliability.conftest import StreamWatcher, processed_rate
 from tests.services.service_helpers import scrape
 
@@ -28,7 +28,7 @@ STREAM = "cam0"
 def test_frozen_monitor_does_not_slow_the_service_and_resumes_on_the_newest_frame(service, qtbot, recorder):
     from PyQt5.QtCore import QTimer
 
-    from gui.monitor import MonitorWindow
+    from fervid.gui.monitor import MonitorWindow
 
     port = service["metrics_port"]
     healthy = StreamWatcher(service["endpoint"], topics=(STREAM,))

@@ -15,8 +15,8 @@ import time
 import pytest
 import ray
 
-from benchmarks import metrics_delta as md
-from benchmarks.process_stats import ProcessSampler
+from fervid.benchmarks import metrics_delta as md
+from fervid.benchmarks.process_stats import ProcessSampler
 from tests.conftest import SAMPLE_CLIP
 from tests.services.service_helpers import running_service, scrape, status, wait_for
 

@@ -32,10 +32,10 @@ import yaml
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from services.config import ConfigError, load_config, parse_config
-from services.messages import MAX_FRAME_BYTES, StreamMessage, decode_message, encode_message
+from fervid.services.config import ConfigError, load_config, parse_config
+from fervid.comms.messages import MAX_FRAME_BYTES, StreamMessage, decode_message, encode_message
 from tests.conftest import REPO, SAMPLE_CLIP, run_fervid
-from tests.gui.zmq_helpers import FakeService, frame_jpeg, make_message
+from tests.helpers.zmq_helpers import FakeService, frame_jpeg, make_message
 
 WAIT_S = 15.0
 """Upper bound for things that should happen at once; generous for a busy 2-core machine."""
@@ -50,7 +50,7 @@ SILENCE_S = 3.0
 def keys(tmp_path):
     """Key pairs as an operator makes them with ``fervid keys``: the publisher's, and two monitors',
     of which only alice's public key is in the publisher's authorized folder."""
-    from services.curve import generate_key_pair
+    from fervid.comms.curve import generate_key_pair
 
     server_public, server_secret = generate_key_pair(tmp_path / "service", "server")
     alice_public, alice_secret = generate_key_pair(tmp_path / "alice", "alice")
@@ -73,7 +73,7 @@ def curve_config(server_secret, authorized):
 def bound_publisher(curve=None):
     """A real ``PublisherSocket`` on a free loopback port (below the ephemeral range, see
     tests/gui/zmq_helpers.py)."""
-    from services.publisher import PublisherSocket
+    from fervid.services.publisher import PublisherSocket
 
     for _ in range(100):
         publisher = PublisherSocket(f"tcp://127.0.0.1:{random.randrange(20000, 32000)}", curve)
@@ -85,7 +85,7 @@ def bound_publisher(curve=None):
 
 
 class Sub:
-    """A plain SUB socket, optionally a CURVE client set up by hand (not through services.curve,
+    """A plain SUB socket, optionally a CURVE client set up by hand (not through fervid.comms.curve,
     so a mistake there cannot hide in the test), with a monitor of its connection events."""
 
     def __init__(self, endpoint: str, topic: bytes = b"", server_public: Path | None = None,
@@ -291,10 +291,10 @@ def test_messages_on_the_wire_are_encrypted(keys, subs, encrypted):
 def test_publisher_actor_on_ray_serves_curve_and_reports_bad_keys(ray_session, keys, subs):
     """The real ``PublisherActor``: an authorized monitor receives what it publishes, mallory does
     not; a key file gone bad by the time the actor starts is one line from ``check()``."""
-    from services.detector import Detection
-    from services.inference import Classification
-    from services.publisher import PublisherActor
-    from tests.gui.zmq_helpers import frame_bgr
+    from fervid.services.detector import Detection
+    from fervid.services.inference import Classification
+    from fervid.services.publisher import PublisherActor
+    from tests.helpers.zmq_helpers import frame_bgr
     from tests.services.service_helpers import free_port
 
     ray = ray_session
@@ -422,7 +422,7 @@ def test_fervid_up_with_a_bad_key_file_fails_fast_in_one_line(keys):
 
 
 def test_fervid_keys_writes_a_usable_pair_and_never_overwrites(tmp_path):
-    from services.curve import load_key_pair, load_public_key
+    from fervid.comms.curve import load_key_pair, load_public_key
 
     folder = tmp_path / "new" / "keys"
     result = run_fervid("keys", folder, "--name", "door-monitor", timeout=60)
@@ -474,7 +474,7 @@ def test_fervid_monitor_subscribes_over_curve(keys, tmp_path, capsys):
                             "--client-key", keys.alice_secret, "--screenshot", shot, "--frames", "3", timeout=120)
         assert result.returncode == 0, result.stderr
         assert shot.stat().st_size > 1000
-        from gui.monitor import run_monitor
+        from fervid.gui.monitor import run_monitor
 
         # In this process, with a short time-out: the plain monitor and mallory's see nothing.
         assert run_monitor("cam1", publisher.endpoint, tmp_path / "plain.png", 1, timeout_s=SILENCE_S) == 2
@@ -504,8 +504,8 @@ def poll_for(receiver, seconds: float) -> list[StreamMessage]:
 
 
 def test_gui_receiver_over_curve_only_with_an_authorized_key(keys):
-    from gui.zmq_receiver import StreamReceiver
-    from services.curve import CurveKeyError
+    from fervid.comms.receiver import StreamReceiver
+    from fervid.comms.curve import CurveKeyError
 
     publisher = bound_publisher(curve_config(keys.server_secret, keys.authorized))
     receivers = [StreamReceiver("cam1", publisher.endpoint, server_key=keys.server_public, client_key=key)
@@ -545,7 +545,7 @@ def test_monitor_window_says_refused_and_why_instead_of_waiting(keys, qtbot):
     """An interactive monitor whose key the publisher does not admit, or that speaks plain ZMQ to a
     CURVE publisher, shows "refused" with the reason ("waiting" would be a wait forever: ZMQ never
     retries a refused key); alice's shows frames."""
-    from gui.monitor import LinkState, MonitorWindow
+    from fervid.gui.monitor import LinkState, MonitorWindow
 
     publisher = bound_publisher(curve_config(keys.server_secret, keys.authorized))
     alice = MonitorWindow("cam1", publisher.endpoint, server_key=keys.server_public, client_key=keys.alice_secret)
@@ -577,7 +577,7 @@ def test_gui_receiver_drops_oversize_frames_unread_and_survives_garbage():
     the cap, then valid messages. Garbage is counted and skipped; the oversize frame makes ZMQ
     drop the connection before reading it (MAXMSGSIZE), the SUB reconnects, and the next valid
     message is shown."""
-    from gui.zmq_receiver import StreamReceiver
+    from fervid.comms.receiver import StreamReceiver
 
     service = FakeService()
     events = service.socket.get_monitor_socket()
@@ -686,7 +686,7 @@ PASSWORD = "s3cretPW-4711"
 
 
 def _default_host_endpoint(port: int) -> str:
-    from services.config import PublisherConfig
+    from fervid.services.config import PublisherConfig
 
     return f"{PublisherConfig().endpoint.rsplit(':', 1)[0]}:{port}"
 
@@ -701,8 +701,8 @@ def _closed_port() -> int:
 def secret_service(ray_session, tmp_path_factory):
     """The real service on the test session's Ray, with the default hosts (free ports), CURVE
     on, and two cameras whose URLs carry a password: one MJPEG camera up, one down."""
-    from services.curve import generate_key_pair
-    from services.service import start_service, stop_service
+    from fervid.comms.curve import generate_key_pair
+    from fervid.services.service import start_service, stop_service
     from tests.helpers.mjpeg_server import MjpegServer
     from tests.services.service_helpers import free_port, wait_for
 
@@ -864,7 +864,7 @@ def test_fervid_up_never_prints_or_logs_a_camera_password(tmp_path):
                 "ray": {"num_cpus": 2}, "status_interval_s": 2.0, "duration_s": 25,
                 "capture": {"reconnect_initial_s": 0.2, "reconnect_max_s": 1.0, "open_timeout_s": 2.0},
             }))
-            result = subprocess.run([sys.executable, "-m", "services.cli", "up", "--config", str(path)], cwd=REPO,
+            result = subprocess.run([sys.executable, "-m", "fervid.cli.main", "up", "--config", str(path)], cwd=REPO,
                                     capture_output=True, text=True, timeout=300,
                                     env={**os.environ, "RAY_TMPDIR": str(ray_tmp)})
         output = result.stdout + result.stderr

@@ -64,8 +64,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchmarks import metrics_delta as md
-from benchmarks.process_stats import process_label
+from fervid.benchmarks import metrics_delta as md
+from fervid.benchmarks.process_stats import process_label
 from tests.conftest import SAMPLE_CLIP
 from tests.services.service_helpers import free_port, wait_for
 
@@ -138,7 +138,7 @@ def actor_pids(controller) -> tuple[dict[str, int], dict[str, dict]]:
     """{role: pid} of every service actor, asked of the actors themselves, and the stream statuses."""
     import ray
 
-    from services.runtime import NAMESPACE
+    from fervid.services.runtime import NAMESPACE
 
     status = ray.get(controller.status.remote(), timeout=30)
     roles = {"controller": controller.pid.remote()}
@@ -297,7 +297,7 @@ class CountingSubscriber:
     def _run(self) -> None:
         import zmq
 
-        from services.messages import decode_message
+        from fervid.comms.messages import decode_message
 
         context = zmq.Context()
         socket = context.socket(zmq.SUB)
@@ -547,8 +547,8 @@ def test_soak_four_streams_no_leak(request):
 
     import ray
 
-    from services.config import parse_config
-    from services.service import start_service, stop_service
+    from fervid.services.config import parse_config
+    from fervid.services.service import start_service, stop_service
 
     settings = SETTINGS
     ports = {"zmq": free_port(), "metrics": free_port()}

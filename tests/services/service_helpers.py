@@ -7,10 +7,10 @@ from contextlib import contextmanager
 
 import zmq
 
-from benchmarks import metrics_delta
-from benchmarks.metrics_delta import Samples
-from benchmarks.service_run import free_port  # noqa: F401  (one free-port helper, used by the service tests)
-from services.messages import StreamMessage, decode_message
+from fervid.benchmarks import metrics_delta
+from fervid.benchmarks.metrics_delta import Samples
+from fervid.benchmarks.service_run import free_port  # noqa: F401  (one free-port helper, used by the service tests)
+from fervid.comms.messages import StreamMessage, decode_message
 
 
 def scrape(port: int) -> Samples:
@@ -66,8 +66,8 @@ def running_service(ray_session, streams: list[dict], *, ready_timeout: float = 
     ports; ``sections`` are further config sections (``capture={...}``). Yields a dict with the
     controller, the ZMQ endpoint, the metrics port and the GCS address (for ``fervid --address``),
     once every stream has processed a few frames; stops the service afterwards."""
-    from services.config import parse_config
-    from services.service import start_service, stop_service
+    from fervid.services.config import parse_config
+    from fervid.services.service import start_service, stop_service
 
     ports = {"zmq": free_port(), "metrics": free_port()}
     raw = {"streams": streams, "publisher": {"endpoint": f"tcp://127.0.0.1:{ports['zmq']}"},
@@ -105,7 +105,7 @@ def pid_of(actor_name: str) -> int | None:
     """A service actor's process id, or None while Ray is restarting it."""
     import ray
 
-    from services.runtime import NAMESPACE
+    from fervid.services.runtime import NAMESPACE
 
     try:
         return ray.get(ray.get_actor(actor_name, namespace=NAMESPACE).pid.remote(), timeout=30)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from services.allocator import ARENA_VARIABLE, DEFAULT_ARENAS, configure_allocator
+from fervid.services.allocator import ARENA_VARIABLE, DEFAULT_ARENAS, configure_allocator
 from tests.conftest import REPO
 
 
@@ -49,7 +49,7 @@ def test_the_session_ray_workers_run_with_the_cap(ray_session):
 
 EMBEDDED = """
 import json, os, ray, psutil
-from services.service import connect
+from fervid.services.service import connect
 from tests.services.test_allocator import started_with
 started = connect(None, num_cpus=1)
 

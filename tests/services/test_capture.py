@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.capture import IN_FLIGHT_PER_DETECTOR, in_flight_limit
+from fervid.services.capture import IN_FLIGHT_PER_DETECTOR, in_flight_limit
 
 
 @pytest.mark.parametrize(("detectors", "streams", "expected"), [

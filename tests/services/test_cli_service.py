@@ -40,7 +40,7 @@ def port_is_free(port: int) -> bool:
 
 
 def start_up(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "up", *args], cwd=REPO, text=True,
+    return subprocess.Popen([sys.executable, "-m", "fervid.cli.main", "up", *args], cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.config import (
+from fervid.services.config import (
     CaptureConfig, ConfigError, DetectorConfig, InferenceConfig, MetricsConfig, PublisherConfig,
     RayConfig, ServiceConfig, StreamConfig, load_config, parse_config)
 from tests.conftest import REPO, SAMPLE_CLIP, run_fervid

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from models.labels import NUM_CLASSES
-from services.inference import DynamicBatcher
+from fervid.models.labels import NUM_CLASSES
+from fervid.services.inference import DynamicBatcher
 
 
 def crops_for(ids) -> np.ndarray:
@@ -219,7 +219,7 @@ def test_classifier_warm_up_traces_every_bucket_up_to_max_batch(classifier):
     """The service traces all padded batch sizes it can meet at start-up (1, 4, 16, 64 for
     max_batch 64), so no live batch waits for the backend to compile. With flip_average every
     crop is classified twice, so 64 crops need the 256 bucket too."""
-    from models.classifier import EmotionClassifier
+    from fervid.models.classifier import EmotionClassifier
 
     plain = EmotionClassifier(classifier.model, flip_average=False)  # the service's default
     assert plain.warm_up(64) == [1, 4, 16, 64]

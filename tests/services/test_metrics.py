@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 from prometheus_client import start_http_server
-from benchmarks.metrics_delta import parse_samples
+from fervid.benchmarks.metrics_delta import parse_samples
 
-from services.metrics import SERIES, MetricsBuffer, MetricsRegistry, MetricsShipper
+from fervid.services.metrics import SERIES, MetricsBuffer, MetricsRegistry, MetricsShipper
 
 
 def test_buffer_sums_counters_keeps_observations_and_overwrites_gauges():

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.config import parse_config
-from services.placement import NodeInfo, PlacementError, Plan, check_selector, plan, selector_matches
+from fervid.services.config import parse_config
+from fervid.services.placement import NodeInfo, PlacementError, Plan, check_selector, plan, selector_matches
 
 CPU = {"fervid.io/node": "cpu"}
 GPU = {"fervid.io/node": "gpu"}
@@ -59,7 +59,7 @@ def test_invalid_selectors_are_refused_with_the_key_named(selector):
 
 
 def test_config_refuses_a_bad_selector_in_one_line():
-    from services.config import ConfigError
+    from fervid.services.config import ConfigError
 
     with pytest.raises(ConfigError) as raised:
         parse_config({"detector": {"label_selector": {"fervid.io/node": "not valid"}}})
@@ -110,7 +110,7 @@ def test_asking_for_more_gpus_than_the_matching_nodes_have_is_a_clear_error():
 
 
 def test_nodes_are_read_from_ray_nodes_entries():
-    from services.placement import live_nodes
+    from fervid.services.placement import live_nodes
 
     entries = [{"NodeID": "a", "Alive": True, "Labels": {"fervid.io/node": "cpu"}, "Resources": {"CPU": 4.0}},
                {"NodeID": "b", "Alive": False, "Labels": {}, "Resources": {"CPU": 64.0}},

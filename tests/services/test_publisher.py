@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import zmq
 
-from models.labels import EMOTIONS
-from services.messages import decode_message, encode_message
-from services.publisher import SubscriptionTracker, build_message
+from fervid.models.labels import EMOTIONS
+from fervid.comms.messages import decode_message, encode_message
+from fervid.services.publisher import SubscriptionTracker, build_message
 from tests.conftest import OBAMA
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from models.labels import EMOTIONS
+from fervid.models.labels import EMOTIONS
 from tests.conftest import SAMPLE_CLIP, run_fervid
 from tests.services.service_helpers import (Subscriber, running_service, sample_value, scrape, status,
                                             stream_status, wait_for)

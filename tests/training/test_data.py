@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from training.data import DataError, load_fer2013, load_ferplus_votes, validation_mask
+from fervid.training.data import DataError, load_fer2013, load_ferplus_votes, validation_mask
 from tests.conftest import FERPLUS_SAMPLE, SAMPLE_CSV
 
 GOOD_ROW = "3," + " ".join(["128"] * 2304) + ",Training\n"

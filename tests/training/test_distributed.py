@@ -1,9 +1,9 @@
 """Ray Train (TensorflowTrainer, 2 CPU workers, MultiWorkerMirroredStrategy) on real rows."""
 import csv
 
-from models.classifier import EmotionClassifier
-from training.config import TrainConfig
-from training.distributed import train_distributed
+from fervid.models.classifier import EmotionClassifier
+from fervid.training.config import TrainConfig
+from fervid.training.distributed import train_distributed
 from tests.conftest import FERPLUS_SAMPLE, SAMPLE_CSV
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
-from training.data import load_fer2013
-from training.evaluate import evaluate, report_from_predictions
+from fervid.training.data import load_fer2013
+from fervid.training.evaluate import evaluate, report_from_predictions
 from tests.conftest import SAMPLE_CSV
 
 

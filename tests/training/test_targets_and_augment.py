@@ -1,7 +1,7 @@
 import numpy as np
 
-from training.augment import augment_crops, augmented_epoch
-from training.targets import blend_ferplus, one_hot
+from fervid.training.augment import augment_crops, augmented_epoch
+from fervid.training.targets import blend_ferplus, one_hot
 
 
 def test_blend_keeps_rows_without_votes_one_hot():

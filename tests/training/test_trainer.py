@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from models.classifier import EmotionClassifier
-from models.errors import FervidError
-from training.config import TrainConfig
-from training.trainer import train
+from fervid.models.classifier import EmotionClassifier
+from fervid.errors import FervidError
+from fervid.training.config import TrainConfig
+from fervid.training.trainer import train
 from tests.conftest import FERPLUS_SAMPLE, SAMPLE_CSV
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.sources import SourceKind, SourceSpec, parse_source, redact_url
+from fervid.media.sources import SourceKind, SourceSpec, parse_source, redact_url
 from tests.conftest import SAMPLE_CLIP
 
 

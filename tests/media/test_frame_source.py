@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from services.frame_source import Backoff, FrameSource, StreamState
-from services.sources import parse_source
+from fervid.media.frame_source import Backoff, FrameSource, StreamState
+from fervid.media.sources import parse_source
 from tests.conftest import SAMPLE_CLIP
 from tests.helpers.mjpeg_server import MjpegServer
 

@@ -11,8 +11,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from models.errors import FervidError
-from models.labels import EMOTIONS
+from fervid.errors import FervidError
+from fervid.models.labels import EMOTIONS
 
 MAX_HEADER_BYTES = 256 * 1024
 MAX_JPEG_BYTES = 32 * 1024 * 1024

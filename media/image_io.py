@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ImageLoadError
+from fervid.errors import ImageLoadError
 
 MAX_IMAGE_PIXELS: int = 64_000_000
 """Largest image accepted (64 megapixels, about 200 MB decoded as BGR)."""

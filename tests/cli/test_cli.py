@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from models.labels import EMOTIONS
+from fervid.models.labels import EMOTIONS
 from tests.conftest import OBAMA, SAMPLE_CSV, SHARED, run_fervid
 
 FULL_FER = SHARED / "fer2013" / "fer2013_train_publictest.csv.gz"

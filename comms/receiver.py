@@ -11,7 +11,7 @@ it (verified with libzmq 4.3.5), which the monitor's timer does every tick by ca
 Nothing off the socket is trusted: ``MAXMSGSIZE`` makes ZMQ drop a publisher that sends a frame
 larger than any valid message part before the bytes are buffered (ZMQ then reconnects), and every
 message goes through ``decode_message``; nothing is unpickled. With ``server_key`` the socket is
-a CURVE client (``services.curve``): encrypted, and admitted only by a publisher with that key.
+a CURVE client (``fervid.comms.curve``): encrypted, and admitted only by a publisher with that key.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import time
 
 import zmq
 
-from services.messages import MAX_FRAME_BYTES, MessageError, StreamMessage, decode_message
+from fervid.comms.messages import MAX_FRAME_BYTES, MessageError, StreamMessage, decode_message
 
 DEFAULT_RCVHWM = 32
 """Enough for about a second of one stream; more only adds frames that will be skipped anyway."""
@@ -43,7 +43,7 @@ class StreamReceiver:
                  max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         """``server_key``: the publisher's public key file (``NAME.key``) to speak CURVE;
         ``client_key``: this monitor's ``.key_secret`` (default: a fresh key pair). Bad key
-        files raise ``services.curve.CurveKeyError`` with one line."""
+        files raise ``fervid.comms.curve.CurveKeyError`` with one line."""
         if not stream:
             raise ValueError("stream name must not be empty (it would subscribe to every stream)")
         self.stream = stream
@@ -72,7 +72,7 @@ class StreamReceiver:
             self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
             self._socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)  # per frame, checked before reading
             if server_key is not None:
-                from services.curve import apply_curve_client
+                from fervid.comms.curve import apply_curve_client
 
                 apply_curve_client(self._socket, server_key, client_key)
             elif client_key is not None:

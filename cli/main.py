@@ -19,7 +19,7 @@ def _emit_json(document: object) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from models.recognizer import Recognizer
+    from fervid.models.recognizer import Recognizer
 
     recognizer = Recognizer.load(args.model)
     results = [recognizer.recognise_file(path).to_dict() for path in args.images]
@@ -34,17 +34,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from models.classifier import EmotionClassifier
-    from training.data import load_fer2013
-    from training.evaluate import evaluate
+    from fervid.models.classifier import EmotionClassifier
+    from fervid.training.data import load_fer2013
+    from fervid.training.evaluate import evaluate
 
     _check_png_destination(args.confusion_png, "--confusion-png")
     data = load_fer2013(args.data, usage=args.split)
     classifier = EmotionClassifier.load(args.model, flip_average=not args.no_flip)
     report = evaluate(classifier, data.pixels, data.labels)
     if args.confusion_png:
-        from models.errors import FervidError
-        from training.plots import plot_confusion
+        from fervid.errors import FervidError
+        from fervid.training.plots import plot_confusion
 
         title = f"{Path(args.data).name} {args.split or 'all rows'}: accuracy {report.accuracy:.4f}"
         try:
@@ -63,7 +63,7 @@ def _check_png_destination(path: Path | None, flag: str) -> None:
     """Refuse a PNG path that cannot be written before the minutes of work that precede writing it."""
     if path is None:
         return
-    from models.errors import FervidError
+    from fervid.errors import FervidError
 
     if path.suffix.lower() != ".png":
         raise FervidError(f"{flag} {path}: the file name must end in .png")
@@ -72,8 +72,8 @@ def _check_png_destination(path: Path | None, flag: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from models.errors import FervidError
-    from training.config import TrainConfig
+    from fervid.errors import FervidError
+    from fervid.training.config import TrainConfig
 
     config = TrainConfig(
         data=Path(args.data), ferplus=Path(args.ferplus) if args.ferplus else None,
@@ -85,10 +85,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.address and config.workers < 2:
         raise FervidError("--address needs --workers 2 or more (one worker trains in this process)")
     if config.workers > 1:
-        from training.distributed import train_distributed
+        from fervid.training.distributed import train_distributed
 
         if args.address:
-            from services.service import prepare_address
+            from fervid.services.service import prepare_address
 
             prepare_address(args.address)
         summary = train_distributed(config, address=args.address)
@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"epoch(s) on {config.workers} workers; model saved to {summary['best_model']}",
               file=sys.stderr)
     else:
-        from training.trainer import train
+        from fervid.training.trainer import train
 
         summary = train(config, log=lambda msg: print(msg, file=sys.stderr))
     if args.json:
@@ -108,14 +108,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    from services.config import load_config
-    from services.service import check_ports, connect, format_status_line, start_service, stop_service
+    from fervid.services.config import load_config
+    from fervid.services.service import check_ports, connect, format_status_line, start_service, stop_service
 
     config = load_config(args.config)
     address = args.address or config.ray.address
     duration = args.duration if args.duration is not None else config.duration_s
     if duration is not None and duration <= 0:
-        from models.errors import FervidError
+        from fervid.errors import FervidError
 
         raise FervidError("--duration must be positive")
     if address is None or not address.startswith("ray://"):
@@ -166,14 +166,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _controller(args: argparse.Namespace):
-    from services.service import connect, find_controller
+    from fervid.services.service import connect, find_controller
 
     connect(args.address)
     return find_controller()
 
 
 def cmd_attach(args: argparse.Namespace) -> int:
-    from services.service import unwrap
+    from fervid.services.service import unwrap
 
     stream = {"name": args.name, "source": args.source, "loop": args.loop, "pace": not args.no_pace}
     if args.fps is not None:
@@ -184,7 +184,7 @@ def cmd_attach(args: argparse.Namespace) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    from services.service import format_status_line, unwrap
+    from fervid.services.service import format_status_line, unwrap
 
     final = unwrap(_controller(args).detach.remote(args.name), timeout=120)
     print(f"detached {format_status_line(final) if 'state' in final else args.name}")
@@ -192,7 +192,7 @@ def cmd_detach(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from services.service import format_status_line, unwrap
+    from fervid.services.service import format_status_line, unwrap
 
     status = unwrap(_controller(args).status.remote(), timeout=60)
     if args.json:
@@ -208,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from models.errors import FervidError
+    from fervid.errors import FervidError
 
     if (args.screenshot is None) != (args.frames is None):
         raise FervidError("--screenshot and --frames go together")
@@ -217,19 +217,19 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if args.client_key is not None and args.server_key is None:
         raise FervidError("--client-key needs --server-key (the publisher's public key file)")
     if args.server_key is not None:
-        from services.curve import load_key_pair, load_public_key
+        from fervid.comms.curve import load_key_pair, load_public_key
 
         load_public_key(args.server_key)  # a bad key file is one line here, before any window
         if args.client_key is not None:
             load_key_pair(args.client_key)
-    from gui.monitor import run_monitor
+    from fervid.gui.monitor import run_monitor
 
     return run_monitor(args.name, args.endpoint, args.screenshot, args.frames,
                        server_key=args.server_key, client_key=args.client_key)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from services.curve import generate_key_pair
+    from fervid.comms.curve import generate_key_pair
 
     public, secret = generate_key_pair(args.dir, args.name)
     print(f"public key {public} (hand out: monitors' --server-key, or the publisher's authorized_clients folder)")
@@ -238,13 +238,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    from gui.app import run_app
+    from fervid.gui.app import run_app
 
     return run_app(args.image, args.screenshot)
 
 
 def _check_train_config(config) -> None:
-    from models.errors import FervidError
+    from fervid.errors import FervidError
 
     for name in ("epochs", "batch_size", "workers"):
         if getattr(config, name) < 1:
@@ -256,7 +256,7 @@ def _check_train_config(config) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from models.classifier_paths import DEFAULT_MODEL_PATH
+    from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
 
     parser = argparse.ArgumentParser(prog="fervid", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -350,8 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fervid.models.backend_env import TRAINING, SERVING, configure_tensorflow
+
     args = build_parser().parse_args(argv)
-    from models.errors import FervidError
+    # Before anything imports Keras; Ray workers started by this process inherit it.
+    configure_tensorflow(TRAINING if args.command == "train" else SERVING)
+    from fervid.errors import FervidError
 
     try:
         return int(args.func(args) or 0)

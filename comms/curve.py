@@ -19,7 +19,7 @@ import zmq
 import zmq.auth
 from zmq.utils import z85
 
-from models.errors import FervidError
+from fervid.errors import FervidError
 
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"

@@ -7,9 +7,9 @@ import time
 import pytest
 import zmq
 
-from gui.zmq_receiver import StreamReceiver
-from services.messages import StreamMessage, encode_message
-from tests.gui.zmq_helpers import WAIT_S, face, frame_jpeg, make_message
+from fervid.comms.receiver import StreamReceiver
+from fervid.comms.messages import StreamMessage, encode_message
+from tests.helpers.zmq_helpers import WAIT_S, face, frame_jpeg, make_message
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import zmq
 
-from models.labels import EMOTIONS
-from services.messages import FaceRecord, StreamMessage, encode_message
+from fervid.models.labels import EMOTIONS
+from fervid.comms.messages import FaceRecord, StreamMessage, encode_message
 from tests.conftest import TWO_PEOPLE
 
 WAIT_S = 15.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from services.sources import SourceKind, SourceSpec
+from fervid.media.sources import SourceKind, SourceSpec
 
 DEFAULT_FILE_FPS = 25.0
 """Pace for files that store no frame rate."""

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.labels import EMOTIONS
-from services.messages import (
+from fervid.models.labels import EMOTIONS
+from fervid.comms.messages import (
     MAX_HEADER_BYTES, FaceRecord, MessageError, StreamMessage, decode_message, encode_message)
 from tests.conftest import OBAMA
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.errors import ImageLoadError
-from models.image_io import load_image
+from fervid.errors import ImageLoadError
+from fervid.media.image_io import load_image
 from tests.conftest import OBAMA
 
 

@@ -1,0 +1,1 @@
+"""The ``fervid`` command line: the only package that reaches every layer."""

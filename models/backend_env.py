@@ -1,0 +1,27 @@
+"""TensorFlow's environment, set by process entry points before Keras is imported.
+
+Setting it at import time of a library package changed it for every process that merely imported
+fervid; instead each entry point (the CLI, the service's actors, the training job, the test
+session) calls :func:`configure_tensorflow` first. An explicit setting in the environment wins.
+"""
+from __future__ import annotations
+
+import os
+
+TRAINING = "training"
+SERVING = "serving"
+
+
+def configure_tensorflow(purpose: str = SERVING) -> None:
+    """Quiet TensorFlow's C++ logs and choose oneDNN for what this process does.
+
+    TensorFlow 2.21's oneDNN kernels intermittently corrupted the heap ("free(): invalid size",
+    SIGABRT) while *training* Mini-Xception on this project's 2-core CI machines; with them off,
+    repeated runs were clean. So training turns oneDNN off. Serving keeps TensorFlow's own default
+    (see docs/performance.md for the measured inference speed with oneDNN on and off).
+    """
+    if purpose not in (TRAINING, SERVING):
+        raise ValueError(f"purpose must be {TRAINING!r} or {SERVING!r}, not {purpose!r}")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if purpose == TRAINING:
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
