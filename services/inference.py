@@ -126,6 +126,9 @@ def limit_accelerator_memory() -> None:
 
     Must run before the backend initialises a GPU; a no-op on CPU-only machines.
     """
+    from fervid.models.backend_env import SERVING, configure_tensorflow
+
+    configure_tensorflow(SERVING)  # this actor may run on a node whose raylet fervid did not start
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX backend
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     import keras

@@ -29,6 +29,9 @@ HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
 
 def _worker_loop(params: dict) -> None:
     """Runs in every Ray Train worker (TensorFlow backend, TF_CONFIG set by Ray)."""
+    from fervid.models.backend_env import TRAINING, configure_tensorflow
+
+    configure_tensorflow(TRAINING)  # before TensorFlow loads in this worker process
     os.environ["KERAS_BACKEND"] = "tensorflow"
     import keras
     import numpy as np
