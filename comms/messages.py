@@ -11,7 +11,10 @@ import json
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from fervid.errors import FervidError
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 
 MAX_HEADER_BYTES = 256 * 1024
@@ -27,18 +30,6 @@ class MessageError(FervidError):
 
 
 @dataclass(frozen=True)
-class FaceRecord:
-    box: tuple[int, int, int, int]
-    emotion: str
-    confidence: float
-    probabilities: dict[str, float]
-
-    def to_dict(self) -> dict:
-        return {"box": list(self.box), "emotion": self.emotion, "confidence": self.confidence,
-                "probabilities": dict(self.probabilities)}
-
-
-@dataclass(frozen=True)
 class StreamMessage:
     stream: str
     seq: int
@@ -47,13 +38,13 @@ class StreamMessage:
     width: int
     height: int
     fps: float
-    faces: list[FaceRecord] = field(default_factory=list)
+    faces: Faces = field(default_factory=Faces.empty)
     jpeg: bytes = b""
 
     def header(self) -> dict:
         return {"stream": self.stream, "seq": self.seq, "ts_capture": self.ts_capture,
                 "ts_publish": self.ts_publish, "width": self.width, "height": self.height,
-                "fps": self.fps, "faces": [face.to_dict() for face in self.faces]}
+                "fps": self.fps, "faces": self.faces.to_records()}
 
 
 def encode_message(message: StreamMessage) -> list[bytes]:
@@ -78,29 +69,37 @@ def _number(header: dict, key: str, kind: type) -> float | int:
     return number
 
 
-def _face(raw: object) -> FaceRecord:
+BOX_LIMIT = 2 ** 31 - 1
+"""Box coordinates travel as int32 (``Faces.boxes``); anything larger is not a face in a frame."""
+
+
+def _face(raw: object) -> tuple[list[int], list[float]]:
+    """One face's box and probabilities in ``EMOTIONS`` order, checked; ``emotion`` and
+    ``confidence`` are checked too, though ``Faces`` derives them from the probabilities."""
     if not isinstance(raw, dict):
         raise MessageError("each face must be an object")
     box = raw.get("box")
     if (not isinstance(box, list) or len(box) != 4
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
         raise MessageError("face box must be four integers")
+    if not all(-BOX_LIMIT <= v <= BOX_LIMIT for v in box):
+        raise MessageError("face box is out of range")
     probabilities = raw.get("probabilities")
     if not isinstance(probabilities, dict) or set(probabilities) != set(EMOTIONS):
         raise MessageError("face probabilities must name the seven classes")
-    probs = {}
+    probs = []
     for name in EMOTIONS:
         p = probabilities[name]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             raise MessageError(f"probability of {name!r} must be in [0, 1]")
-        probs[name] = float(p)
+        probs.append(float(p))
     emotion = raw.get("emotion")
     if emotion not in EMOTIONS:
         raise MessageError(f"unknown emotion {emotion!r}")
     confidence = raw.get("confidence")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
         raise MessageError("face confidence must be in [0, 1]")
-    return FaceRecord(tuple(box), emotion, float(confidence), probs)
+    return box, probs
 
 
 def _frame_bytes(frame: object) -> bytes:
@@ -150,4 +149,11 @@ def decode_message(frames: list[bytes]) -> StreamMessage:
     return StreamMessage(
         stream=stream, seq=_number(header, "seq", int), ts_capture=_number(header, "ts_capture", float),
         ts_publish=_number(header, "ts_publish", float), width=width, height=height,
-        fps=_number(header, "fps", float), faces=[_face(f) for f in faces], jpeg=jpeg)
+        fps=_number(header, "fps", float), faces=_faces(faces), jpeg=jpeg)
+
+
+def _faces(raw: list) -> Faces:
+    checked = [_face(face) for face in raw]
+    if not checked:
+        return Faces.empty()
+    return Faces(np.array([box for box, _ in checked], np.int32), np.array([p for _, p in checked], np.float32))

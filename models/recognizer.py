@@ -13,13 +13,8 @@ from fervid.models.classifier import EmotionClassifier
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
 from fervid.media.image_io import load_image
 from fervid.models.preprocessing import crop_faces, to_grey
-from fervid.models.results import FaceExpression, ImageResult
-
-
-def faces_from(boxes: np.ndarray, probabilities: np.ndarray) -> list[FaceExpression]:
-    """Pair each box with its probability row."""
-    return [FaceExpression(box=tuple(int(v) for v in box), probabilities=tuple(float(p) for p in row))
-            for box, row in zip(boxes, probabilities)]
+from fervid.models.faces import Faces
+from fervid.models.results import ImageResult
 
 
 class Recognizer:
@@ -34,13 +29,13 @@ class Recognizer:
              flip_average: bool = True) -> "Recognizer":
         return cls(EmotionClassifier.load(model_path, flip_average=flip_average), HaarFaceDetector(params))
 
-    def recognise(self, image: np.ndarray) -> list[FaceExpression]:
+    def recognise(self, image: np.ndarray) -> Faces:
         """Faces and expressions in a BGR or grey frame."""
         grey = to_grey(image)
         boxes = self.detector.detect(grey)
         if len(boxes) == 0:
-            return []
-        return faces_from(boxes, self.classifier.predict(crop_faces(grey, boxes)))
+            return Faces.empty()
+        return Faces(boxes, self.classifier.predict(crop_faces(grey, boxes)))
 
     def recognise_file(self, path: str | Path) -> ImageResult:
         """Load an image safely and recognise it."""

@@ -15,8 +15,8 @@ import numpy as np
 import ray
 import zmq
 
-from fervid.models.results import FaceExpression
-from fervid.comms.messages import FaceRecord, StreamMessage, encode_message
+from fervid.models.faces import Faces
+from fervid.comms.messages import StreamMessage, encode_message
 from fervid.services.runtime import Telemetry
 
 
@@ -47,10 +47,7 @@ class SubscriptionTracker:
 
 
 def build_message(meta: dict, boxes: np.ndarray, probabilities: np.ndarray, jpeg: bytes) -> StreamMessage:
-    faces = []
-    for box, probs in zip(boxes, probabilities):
-        face = FaceExpression(tuple(int(v) for v in box), tuple(float(p) for p in probs)).to_dict()
-        faces.append(FaceRecord(tuple(face["box"]), face["emotion"], face["confidence"], face["probabilities"]))
+    faces = Faces(boxes, probabilities)
     return StreamMessage(stream=meta["stream"], seq=meta["seq"], ts_capture=meta["ts_capture"],
                          ts_publish=time.time(), width=meta["width"], height=meta["height"],
                          fps=meta["fps"], faces=faces, jpeg=jpeg)
@@ -183,8 +180,8 @@ class PublisherActor:
         b.inc("fervid_frames_processed_total", stream=stream)
         if message.faces:
             b.inc("fervid_faces_total", len(message.faces), stream=stream)
-        for face in message.faces:
-            b.inc("fervid_expressions_total", stream=stream, emotion=face.emotion)
+        for emotion in message.faces.emotions:
+            b.inc("fervid_expressions_total", stream=stream, emotion=emotion)
         b.observe("fervid_latency_seconds", latency, stream=stream)
         b.observe("fervid_stage_seconds", detection.seconds, stream=stream, stage="detect")
         b.observe("fervid_stage_seconds", classification.seconds, stream=stream, stage="infer")
