@@ -31,6 +31,12 @@ GAUGE_INTERVAL_S = 0.5
 FPS_WINDOW_S = 2.0
 IN_FLIGHT_PER_DETECTOR = 2
 """Frames the streams may keep in the pipeline per detector: one detecting, one queued behind it."""
+FAULT_KINDS = ("freeze_completer", "crash_completer")
+"""What ``CaptureActor.inject_fault`` can break, for fault-injection tests."""
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the completion thread when a test asked it to crash (``crash_completer``)."""
 
 
 def in_flight_limit(configured: int | None, detectors: int, streams: int) -> int:
@@ -101,6 +107,7 @@ class CaptureActor:
         self._last_seq = first_seq
         self._started_at = time.time()
         self._stop = threading.Event()
+        self._fault: str | None = None
         self._reader = threading.Thread(target=self._read_loop, name=f"read-{self._name}", daemon=True)
         self._completer = threading.Thread(target=self._complete_loop, name=f"done-{self._name}", daemon=True)
         self._reader.start()
@@ -163,6 +170,7 @@ class CaptureActor:
     def _complete_loop(self) -> None:
         last_gauges = 0.0
         while not (self._stop.is_set() and not self._in_flight):
+            self._take_injected_fault()
             now = time.monotonic()
             if now - last_gauges >= GAUGE_INTERVAL_S:
                 self._update_gauges()
@@ -177,6 +185,14 @@ class CaptureActor:
                 self._finish(ref)
             self._give_up_stuck(time.monotonic())
         self._update_gauges()
+
+    def _take_injected_fault(self) -> None:
+        """Act on a fault ``inject_fault`` asked for (called by the completion thread only)."""
+        fault, self._fault = self._fault, None
+        if fault == "freeze_completer":
+            self._stop.wait()
+        elif fault == "crash_completer":
+            raise InjectedFault(f"completion thread of {self._name} crashed on request (inject_fault)")
 
     def _give_up_stuck(self, now: float) -> None:
         """Free the slots of frames in the pipeline for longer than ``stuck_timeout_s``.
@@ -273,6 +289,18 @@ class CaptureActor:
                 "stuck_given_up": self._stuck,
                 "last_seq": self._last_seq, "pid": os.getpid(),
                 "restarted": self._restarted, "uptime_s": round(time.time() - self._started_at, 1)}
+
+    def inject_fault(self, kind: str) -> None:
+        """Break this actor on purpose, for fault-injection tests (like ``pid`` on other actors).
+
+        ``"freeze_completer"``: the completion thread blocks until the actor stops, so frames
+        keep being captured but none is completed (a stall the controller should notice).
+        ``"crash_completer"``: the completion thread raises, as an unexpected bug would.
+        The fault takes effect within the completion thread's next turn (at most ~0.2 s).
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; expected one of {', '.join(FAULT_KINDS)}")
+        self._fault = kind
 
     def set_max_in_flight(self, limit: int) -> None:
         """Change the stream's share of the pipeline (the controller rebalances as streams come and go)."""
