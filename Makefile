@@ -1,6 +1,7 @@
 # Two commands on a fresh machine: `make run` (the main job: the streaming service on the bundled
 # sample clip with an embedded Ray, for DURATION seconds or until Ctrl-C) and `make test` (the suite).
-# Both create .venv and install fervid with its CPU backend and test tools on first use.
+# Both create .venv and install fervid with its CPU backend, every optional extra (windows, training,
+# benchmarks) and the test tools on first use; a plain `pip install fervid[cpu]` is the service alone.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[cpu,test]"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,gui,training,bench,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
