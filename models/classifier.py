@@ -7,14 +7,15 @@ and never again, whatever number of faces a frame (or a batch across streams) ho
 """
 from __future__ import annotations
 
+import hashlib
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
 from fervid.errors import ModelLoadError
+from fervid.models.classifier_paths import DEFAULT_MODEL_PATH, digest_path
 from fervid.models.labels import NUM_CLASSES
 from fervid.models.preprocessing import FACE_SIZE, normalise
 
@@ -46,6 +47,30 @@ def _check_archive(path: Path) -> None:
         raise ModelLoadError(f"model file {path} is damaged (bad checksum in {bad})")
 
 
+def _check_shipped_digest(path: Path) -> None:
+    """Refuse the shipped weights when their SHA-256 differs from the one shipped beside them.
+
+    The archive's CRCs and Keras' structural checks pass for a well-formed file whose weights are
+    wrong (altered, or replaced by another training run): only a digest made when the weights were
+    chosen tells. User-supplied files (``--model``) have no shipped digest and get the other checks.
+    """
+    if path.resolve() != DEFAULT_MODEL_PATH.resolve():
+        return
+    expected_file = digest_path(DEFAULT_MODEL_PATH)
+    try:
+        expected = expected_file.read_text(encoding="ascii").split()[0].lower()
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise ModelLoadError(f"model file {path} is the shipped model but its checksum {expected_file.name} "
+                             f"is missing or unreadable; reinstall fervid") from None
+    digest = hashlib.sha256()
+    with path.open("rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected:
+        raise ModelLoadError(f"model file {path} does not match its shipped SHA-256 ({expected_file.name}): "
+                             f"the shipped weights were altered or damaged; reinstall fervid")
+
+
 class EmotionClassifier:
     """Predict expression probabilities for 48x48 greyscale face crops.
 
@@ -60,13 +85,17 @@ class EmotionClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None, flip_average: bool = True) -> "EmotionClassifier":
-        """Load a ``.keras`` file, checking that it is a 48x48x1 -> 7-class model."""
+        """Load a ``.keras`` file, checking that it is a 48x48x1 -> 7-class model (and, for the shipped
+        weights, that they are the ones whose SHA-256 ships beside them)."""
         path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        if path.is_dir():
+            raise ModelLoadError(f"model file {path} is a directory, not a .keras file")
         if not path.is_file():
             raise ModelLoadError(f"model file {path} not found")
         if not zipfile.is_zipfile(path):
             raise ModelLoadError(f"model file {path} is not a Keras .keras archive (corrupt or truncated)")
         _check_archive(path)
+        _check_shipped_digest(path)
         import keras
 
         try:

@@ -1,10 +1,15 @@
+import hashlib
+import io
+import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fervid.models import classifier as classifier_module
 from fervid.models.classifier import BATCH_BUCKETS, EmotionClassifier, bucket_for
-from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
+from fervid.models.classifier_paths import DEFAULT_MODEL_PATH, digest_path
 from fervid.errors import ModelLoadError
 from fervid.training.data import load_fer2013
 from tests.conftest import SAMPLE_CSV
@@ -47,6 +52,72 @@ def test_flip_average_uses_the_mirrored_face(crops):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="not found"):
         EmotionClassifier.load(tmp_path / "nope.keras")
+
+
+def test_a_directory_as_model_is_named_a_directory(tmp_path):
+    folder = tmp_path / "weights.keras"
+    folder.mkdir()
+    with pytest.raises(ModelLoadError, match=f"^model file {folder} is a directory, not a .keras file$"):
+        EmotionClassifier.load(folder)
+
+
+def test_the_shipped_digest_is_the_shipped_weights():
+    line = digest_path(DEFAULT_MODEL_PATH).read_text(encoding="ascii")
+    assert line == f"{hashlib.sha256(DEFAULT_MODEL_PATH.read_bytes()).hexdigest()}  {DEFAULT_MODEL_PATH.name}\n"
+
+
+def with_negated_tensor(source: Path, destination: Path) -> None:
+    """Copy a ``.keras`` archive, flipping the sign of every float of one weight tensor in place.
+
+    The HDF5 file keeps its layout and the zip member is rewritten whole, so the archive's CRCs and
+    the model's structure stay valid: only the numbers are wrong.
+    """
+    import h5py
+
+    with zipfile.ZipFile(source) as archive:
+        members = {item.filename: archive.read(item) for item in archive.infolist()}
+    weights = bytearray(members["model.weights.h5"])
+    with h5py.File(io.BytesIO(bytes(weights)), "r") as h5:
+        kernels = []
+        h5.visititems(lambda name, node: kernels.append(node) if isinstance(node, h5py.Dataset)
+                      and name.startswith("layers/") and node.ndim == 4 else None)
+        tensor = kernels[-1]  # the last convolution: its weights decide the class scores
+        offset, size = tensor.id.get_offset(), tensor.id.get_storage_size()
+        assert tensor.dtype == np.float32 and offset is not None and size == tensor.size * 4
+    for sign_byte in range(offset + 3, offset + size, 4):  # little-endian float32: sign in the 4th byte
+        weights[sign_byte] ^= 0x80
+    members["model.weights.h5"] = bytes(weights)
+    with zipfile.ZipFile(destination, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def test_altered_shipped_weights_are_refused(tmp_path, monkeypatch, crops, classifier):
+    shipped = tmp_path / "shipped" / DEFAULT_MODEL_PATH.name
+    shipped.parent.mkdir()
+    with_negated_tensor(DEFAULT_MODEL_PATH, shipped)
+    shutil.copy(digest_path(DEFAULT_MODEL_PATH), digest_path(shipped))
+    # As a user's --model file the altered archive loads: it is well formed, only its numbers are wrong.
+    altered = EmotionClassifier.load(shipped, flip_average=False)
+    assert not np.allclose(altered.predict(crops[:8]), EmotionClassifier(classifier.model, False).predict(crops[:8]),
+                           atol=1e-3)
+    monkeypatch.setattr(classifier_module, "DEFAULT_MODEL_PATH", shipped)
+    for path in (None, shipped):  # the default, whether implied or named (the CLI names it)
+        with pytest.raises(ModelLoadError) as caught:
+            EmotionClassifier.load(path)
+        assert str(caught.value) == (f"model file {shipped} does not match its shipped SHA-256 "
+                                     f"({shipped.name}.sha256): the shipped weights were altered or damaged; "
+                                     f"reinstall fervid")
+
+
+def test_shipped_weights_without_their_digest_are_refused(tmp_path, monkeypatch):
+    shipped = tmp_path / DEFAULT_MODEL_PATH.name
+    shutil.copy(DEFAULT_MODEL_PATH, shipped)
+    monkeypatch.setattr(classifier_module, "DEFAULT_MODEL_PATH", shipped)
+    with pytest.raises(ModelLoadError, match="checksum .*sha256 is missing or unreadable; reinstall fervid$"):
+        EmotionClassifier.load()
+    shutil.copy(digest_path(DEFAULT_MODEL_PATH), digest_path(shipped))
+    assert EmotionClassifier.load().path == shipped
 
 
 def test_truncated_model_is_a_clear_error(tmp_path):
