@@ -6,11 +6,10 @@ screen. No Qt here; ``gui.qt_image`` converts for display.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
 import cv2
 import numpy as np
 
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 
 EMOTION_COLOURS_BGR: dict[str, tuple[int, int, int]] = {
@@ -20,24 +19,22 @@ EMOTION_COLOURS_BGR: dict[str, tuple[int, int, int]] = {
 """One colour per class, used for boxes, labels and probability bars alike."""
 
 
-def face_label(face: Mapping) -> str:
-    return f"{face['emotion']} {float(face['confidence']):.0%}"
+def face_label(emotion: str, confidence: float) -> str:
+    """``happy 87%``: how a face's expression is written on boxes, bars and tables."""
+    return f"{emotion} {float(confidence):.0%}"
 
 
-def draw_faces(image: np.ndarray, faces: Iterable[Mapping]) -> np.ndarray:
-    """A copy of ``image`` with each face's box and ``emotion confidence`` label drawn on it.
-
-    ``faces`` are dicts shaped like ``FaceExpression.to_dict()`` / the ZMQ header's faces.
-    """
+def draw_faces(image: np.ndarray, faces: Faces) -> np.ndarray:
+    """A copy of ``image`` with each classified face's box and ``emotion confidence`` label drawn on it."""
     out = np.ascontiguousarray(image.copy())
     height, width = out.shape[:2]
     scale = max(0.4, min(width, height) / 720)
     thickness = max(1, int(round(2 * scale)))
-    for face in faces:
-        x, y, w, h = (int(v) for v in face["box"])
-        colour = EMOTION_COLOURS_BGR.get(face["emotion"], (255, 255, 255))
+    for box, emotion, confidence in zip(faces.boxes, faces.emotions, faces.confidences):
+        x, y, w, h = (int(v) for v in box)
+        colour = EMOTION_COLOURS_BGR.get(emotion, (255, 255, 255))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thickness)
-        text = face_label(face)
+        text = face_label(emotion, confidence)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, thickness)
         top = y - th - base - 4 if y - th - base - 4 >= 0 else y + h
         cv2.rectangle(out, (x, top), (x + tw + 4, top + th + base + 4), colour, cv2.FILLED)
@@ -46,7 +43,6 @@ def draw_faces(image: np.ndarray, faces: Iterable[Mapping]) -> np.ndarray:
     return out
 
 
-def ordered_probabilities(face: Mapping) -> list[tuple[str, float]]:
-    """(class, probability) in the canonical class order, for bars and tables."""
-    probabilities = face["probabilities"]
-    return [(name, float(probabilities[name])) for name in EMOTIONS]
+def ordered_probabilities(faces: Faces, index: int) -> list[tuple[str, float]]:
+    """(class, probability) of face ``index`` in the canonical class order, for bars and tables."""
+    return [(name, float(p)) for name, p in zip(EMOTIONS, faces.probabilities[index])]

@@ -21,9 +21,10 @@ from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBox
                              QLabel, QLineEdit, QMainWindow, QPushButton, QShortcut, QSizePolicy,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, ordered_probabilities
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 from fervid.media.sources import parse_source
 
@@ -95,21 +96,21 @@ class FaceTable(QTableWidget):
         for column in range(self.FIRST_PROBABILITY_COLUMN):
             header.setSectionResizeMode(column, QHeaderView.ResizeToContents)
 
-    def show_faces(self, faces: list[dict]) -> None:
+    def show_faces(self, faces: Faces) -> None:
         self.setRowCount(len(faces))
-        for row, face in enumerate(faces):
-            colour = _qcolor(EMOTION_COLOURS_BGR.get(face["emotion"], (255, 255, 255)))
-            x, y, w, h = face["box"]
+        for row, (box, emotion, confidence) in enumerate(zip(faces.boxes, faces.emotions, faces.confidences)):
+            colour = _qcolor(EMOTION_COLOURS_BGR.get(emotion, (255, 255, 255)))
+            x, y, w, h = (int(v) for v in box)
             self.setItem(row, 0, QTableWidgetItem(f"#{row + 1} at {x},{y} ({w}x{h})"))
-            expression = QTableWidgetItem(f"{face['emotion']} {float(face['confidence']):.0%}")
+            expression = QTableWidgetItem(face_label(emotion, confidence))
             expression.setBackground(colour)
             expression.setForeground(QColor("black"))
             self.setItem(row, 1, expression)
-            for offset, (name, p) in enumerate(ordered_probabilities(face)):
+            for offset, (name, p) in enumerate(ordered_probabilities(faces, row)):
                 item = QTableWidgetItem(f"{p:.1%}")
                 item.setData(Qt.UserRole, p)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                if name == face["emotion"]:
+                if name == emotion:
                     item.setBackground(colour)
                     item.setForeground(QColor("black"))
                 self.setItem(row, self.FIRST_PROBABILITY_COLUMN + offset, item)
@@ -137,7 +138,7 @@ class MainWindow(QMainWindow):
         self.shared = recognizer or SharedRecognizer()
         self.annotated: np.ndarray | None = None
         """The image on screen with its annotations, as BGR: what Save writes."""
-        self.faces: list[dict] = []
+        self.faces: Faces = Faces.empty()
         self.annotated_from: str | None = None
         self.camera: CameraWorker | None = None
         self._camera_failed = False
@@ -232,7 +233,7 @@ class MainWindow(QMainWindow):
         self.save_button.setEnabled(self.annotated is not None and mode != "image")
         self.mode = mode
 
-    def _show_annotation(self, annotated: np.ndarray, faces: list[dict], origin: str) -> None:
+    def _show_annotation(self, annotated: np.ndarray, faces: Faces, origin: str) -> None:
         self.annotated, self.faces, self.annotated_from = annotated, faces, origin
         self.image_view.set_image(annotated)
         self.face_table.show_faces(faces)
@@ -270,11 +271,11 @@ class MainWindow(QMainWindow):
                        else f"Loading the model, then recognising {Path(path).name}…")
         job.start()
 
-    def _on_image_done(self, path: str, annotated: np.ndarray, faces: list[dict]) -> None:
+    def _on_image_done(self, path: str, annotated: np.ndarray, faces: Faces) -> None:
         self._set_mode("idle")
         self._show_annotation(annotated, faces, path)
         count = len(faces)
-        summary = ", ".join(face["emotion"] for face in faces)
+        summary = ", ".join(faces.emotions)
         self.show_info(f"{Path(path).name}: {count} face{'s' if count != 1 else ''}"
                        + (f" ({summary})" if summary else " found"))
 
@@ -359,7 +360,7 @@ class MainWindow(QMainWindow):
         self.show_info("Stopping…")
         self.camera.stop()
 
-    def _on_camera_frame(self, annotated: np.ndarray, faces: list[dict]) -> None:
+    def _on_camera_frame(self, annotated: np.ndarray, faces: Faces) -> None:
         worker = self.camera
         if worker is None:
             return

@@ -261,7 +261,7 @@ class MonitorWindow(QWidget):
         if base is None:  # header-only messages before any image: boxes on a blank frame
             base = np.zeros((min(message.height, 2160), min(message.width, 3840), 3), np.uint8)
         try:
-            annotated = draw_faces(base, [face.to_dict() for face in message.faces])
+            annotated = draw_faces(base, message.faces)
         except (cv2.error, OverflowError):  # boxes outside any image's coordinate range
             self.bad_frames += 1
             return False
@@ -269,7 +269,7 @@ class MonitorWindow(QWidget):
             self._image = image
         self.video.set_pixmap(bgr_to_pixmap(annotated))
         self.state.record(message, image=image is not None)
-        self.bars.set_faces([face.to_dict() for face in message.faces])
+        self.bars.set_faces(message.faces)
         self.seq_label.setText(str(message.seq))
         self.fps_label.setText(f"{message.fps:.1f}")
         self.latency_label.setText(f"{self.state.latency_ms:.0f} ms")

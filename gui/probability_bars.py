@@ -5,13 +5,13 @@ second for several faces, and one paint is cheaper than re-laying-out dozens of 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 
 from PyQt5.QtCore import QRect, QSize, Qt
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 
 FACE_GAP = 8
@@ -40,9 +40,10 @@ class ProbabilityBars(QWidget):
         name_width = max(fm.horizontalAdvance(name) for name in EMOTIONS) + 6
         return name_width, fm.horizontalAdvance("100%") + 6, max(14, fm.height() + 2)
 
-    def set_faces(self, faces: Iterable[Mapping]) -> None:
-        """Show these faces (dicts shaped like the ZMQ header's faces); replaces the previous ones."""
-        self._faces = [(face_label(face), ordered_probabilities(face)) for face in faces]
+    def set_faces(self, faces: Faces) -> None:
+        """Show these classified faces; replaces the previous ones."""
+        self._faces = [(face_label(emotion, confidence), ordered_probabilities(faces, index))
+                       for index, (emotion, confidence) in enumerate(zip(faces.emotions, faces.confidences))]
         self.setMinimumHeight(self._content_height())
         self.updateGeometry()
         self.update()

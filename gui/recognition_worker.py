@@ -11,7 +11,7 @@ milliseconds per frame, so none of it may run on the GUI thread: the window woul
 * :class:`ImageJob` and :class:`ModelLoader` are one-shot jobs for an upload and for warming up.
 
 Results travel to the GUI as Qt signals (queued across threads) carrying BGR numpy images and
-faces shaped like ``FaceExpression.to_dict()``; nothing here touches widgets or talks to Ray.
+``Faces`` (fervid.models.faces); nothing here touches widgets or talks to Ray.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from PyQt5.QtCore import QThread, pyqtSignal
 from fervid.gui.annotate import draw_faces
 from fervid.errors import FervidError
 from fervid.media.image_io import load_image
+from fervid.models.faces import Faces
 from fervid.models.recognizer import Recognizer
 from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
@@ -66,15 +67,15 @@ class SharedRecognizer:
                     self._recognizer = self._factory()
         return self._recognizer
 
-    def recognise(self, image: np.ndarray) -> list[dict]:
-        """Faces in a BGR frame as ``to_dict()`` dicts (the shape ``draw_faces`` and the table use),
-        left to right so that the table's rows read in the same order as the picture."""
+    def recognise(self, image: np.ndarray) -> Faces:
+        """Faces in a BGR frame, left to right so that the table's rows read in the same order as
+        the picture."""
         recognizer = self.get()
         with self._call_lock:
             faces = recognizer.recognise(image)
-        return [face.to_dict() for face in sorted(faces, key=lambda face: (face.box[0], face.box[1]))]
+        return faces.sorted_left_to_right()
 
-    def annotate(self, image: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+    def annotate(self, image: np.ndarray) -> tuple[np.ndarray, Faces]:
         """The frame with boxes and labels drawn on it, and its faces."""
         faces = self.recognise(image)
         return draw_faces(image, faces), faces

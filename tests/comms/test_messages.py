@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 from fervid.comms.messages import (
-    MAX_HEADER_BYTES, FaceRecord, MessageError, StreamMessage, decode_message, encode_message)
+    MAX_HEADER_BYTES, MessageError, StreamMessage, decode_message, encode_message)
 from tests.conftest import OBAMA
 
 PROBS = dict(zip(EMOTIONS, (0.05, 0.05, 0.1, 0.6, 0.1, 0.05, 0.05)))
@@ -25,7 +26,7 @@ def real_jpeg() -> bytes:
 
 def message(**changes) -> StreamMessage:
     fields = dict(stream="cam1", seq=7, ts_capture=1700000000.25, ts_publish=1700000000.31, width=640,
-                  height=360, fps=29.97, faces=[FaceRecord((10, 20, 48, 50), "happy", 0.6, PROBS)], jpeg=b"")
+                  height=360, fps=29.97, faces=Faces.from_records([{"box": [10, 20, 48, 50], "probabilities": PROBS}]), jpeg=b"")
     fields.update(changes)
     return StreamMessage(**fields)
 
@@ -50,7 +51,7 @@ def test_round_trip_with_a_real_jpeg():
 
 def test_round_trip_without_faces_or_image():
     """An unwatched stream's message: no JPEG, maybe no faces."""
-    original = message(faces=[])
+    original = message(faces=Faces.empty())
     assert decode_message(encode_message(original)) == original
 
 

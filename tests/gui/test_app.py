@@ -76,14 +76,14 @@ def test_upload_shows_each_face_with_its_probabilities_and_box_colour(qtbot, win
     pixels = window.image_view.full_pixmap().toImage()
     original = load_image(TWO_PEOPLE)
     assert (pixels.width(), pixels.height()) == (original.shape[1], original.shape[0])
-    for row, face in enumerate(window.faces):
+    for row, box in enumerate(window.faces.boxes):
         probabilities = table.probabilities(row)
         assert list(probabilities) == list(EMOTIONS)
         assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
         emotion = max(probabilities, key=probabilities.get)
-        assert emotion == face["emotion"]
+        assert emotion == window.faces.emotions[row]
         assert table.item(row, 1).text().startswith(emotion)
-        x, y, w, h = face["box"]
+        x, y, w, h = (int(v) for v in box)
         b, g, r = EMOTION_COLOURS_BGR[emotion]
         assert QColor(pixels.pixel(x, y + h // 2)) == QColor(r, g, b), "left edge of the box"
         assert QColor(pixels.pixel(x + w // 2, y + h)) == QColor(r, g, b), "bottom edge of the box"

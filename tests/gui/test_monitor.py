@@ -19,6 +19,7 @@ from PyQt5.QtGui import QImage
 
 from fervid.gui.annotate import EMOTION_COLOURS_BGR, draw_faces
 from fervid.gui.monitor import LinkState, MonitorState, MonitorWindow, decode_frame, jpeg_dimensions, run_monitor
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 from fervid.comms.messages import StreamMessage, encode_message
 from tests.conftest import REPO
@@ -72,7 +73,7 @@ def wait_for_seq(qtbot, window: MonitorWindow, seq: int) -> None:
 def expected_display(jpeg: bytes, message: StreamMessage) -> np.ndarray:
     """What the window must show: the decoded frame with the message's faces drawn, as RGB."""
     annotated = draw_faces(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR),
-                           [f.to_dict() for f in message.faces])
+                           message.faces)
     return annotated[:, :, ::-1]
 
 
@@ -89,9 +90,9 @@ def test_shows_the_frame_with_the_boxes_labels_bars_and_figures_it_received(qtbo
     assert pixels.shape == frame_bgr().shape
     # Independently of draw_faces: the middle of each box's left edge has its emotion's colour.
     for record in (HAPPY, ANGRY):
-        x, y, w, h = record.box
-        assert np.abs(pixels[y + h // 2, x].astype(int) - rgb(record.emotion)).max() <= 2, record.emotion
-        assert np.abs(pixels[y + h // 2, x + w].astype(int) - rgb(record.emotion)).max() <= 2, record.emotion
+        x, y, w, h = record["box"]
+        assert np.abs(pixels[y + h // 2, x].astype(int) - rgb(record["emotion"])).max() <= 2, record["emotion"]
+        assert np.abs(pixels[y + h // 2, x + w].astype(int) - rgb(record["emotion"])).max() <= 2, record["emotion"]
     # And exactly what draw_faces makes of the decoded JPEG (boxes plus "happy 90%" labels).
     np.testing.assert_array_equal(pixels, expected_display(frame_jpeg(), message))
 
@@ -103,8 +104,10 @@ def test_shows_the_frame_with_the_boxes_labels_bars_and_figures_it_received(qtbo
     assert 200 <= latency_ms < 60_000
     assert window.frames_shown == 1 and window.skipped_label.text() == "0"
 
-    assert window.bars.values() == [[(name, HAPPY.probabilities[name]) for name in EMOTIONS],
-                                    [(name, ANGRY.probabilities[name]) for name in EMOTIONS]]
+    shown = window.bars.values()
+    assert [[name for name, _ in face] for face in shown] == [list(EMOTIONS)] * 2
+    assert [[p for _, p in face] for face in shown] == [
+        pytest.approx([record["probabilities"][name] for name in EMOTIONS], abs=1e-6) for record in (HAPPY, ANGRY)]
     bars = rgb_array(window.bars.grab().toImage())
     for emotion in ("happy", "angry"):
         assert (np.abs(bars.astype(int) - rgb(emotion)).max(axis=2) <= 2).sum() > 50, emotion
@@ -137,7 +140,7 @@ def test_header_only_message_updates_faces_and_fps_but_keeps_the_image(qtbot, se
     np.testing.assert_array_equal(displayed(window), expected_display(frame_jpeg(), unwatched))
     assert window.fps_label.text() == "20.0" and window.faces_label.text() == "1"
     assert [name for name, _ in window.bars.values()[0]] == list(EMOTIONS)
-    assert window.bars.values()[0][0] == ("angry", 0.6)
+    assert window.bars.values()[0][0] == ("angry", pytest.approx(0.6))
     assert window.frames_shown == 1  # no new image was painted
 
 
@@ -147,7 +150,7 @@ def test_header_only_messages_before_any_image_draw_on_a_blank_frame(qtbot, serv
     wait_for_seq(qtbot, window, 1)
     pixels = displayed(window)
     assert pixels.shape == frame_bgr().shape
-    x, y, w, h = HAPPY.box
+    x, y, w, h = HAPPY["box"]
     assert tuple(pixels[y + h // 2, x]) == rgb("happy") and tuple(pixels[y + h // 2, x + w // 2]) == (0, 0, 0)
     assert window.frames_shown == 0
 
@@ -166,9 +169,12 @@ def test_malformed_messages_corrupt_images_and_impossible_boxes_are_skipped(qtbo
     np.testing.assert_array_equal(displayed(window), expected_display(frame_jpeg(), corrupt))
     assert window.bad_frames == 1 and window.skipped_label.text() == "2"
 
-    service.send(make_message(seq=3, faces=[face((2 ** 40, 0, 5, 5), "sad", 0.5)]))
-    qtbot.waitUntil(lambda: window.bad_frames == 2, timeout=WAIT_MS)
-    assert window.seq_label.text() == "2" and window.skipped_label.text() == "3"
+    # A box no frame can hold is refused when the message is decoded, and counted as skipped.
+    frames = encode_message(make_message(seq=3, faces=[face((5, 0, 5, 5), "sad", 0.5)]))
+    frames[1] = frames[1].replace(b'"box":[5,', b'"box":[%d,' % 2 ** 40)
+    service.send_frames(frames)
+    qtbot.waitUntil(lambda: window.skipped_label.text() == "3", timeout=WAIT_MS)
+    assert window.receiver.malformed == 2 and window.bad_frames == 1 and window.seq_label.text() == "2"
     service.send(make_message(seq=4, faces=[HAPPY]))
     wait_for_seq(qtbot, window, 4)
     assert window.frames_shown == 2
@@ -266,7 +272,8 @@ def test_several_monitors_at_once_and_closing_one_affects_no_other(qtbot, servic
     service.send(make_message(stream="cam2", seq=1, faces=[ANGRY]))
     for window in (first, second, other):
         wait_for_seq(qtbot, window, 1)
-    assert other.state.last.faces == [ANGRY] and first.state.last.faces == [HAPPY]
+    assert other.state.last.faces == Faces.from_records([ANGRY])
+    assert first.state.last.faces == Faces.from_records([HAPPY])
 
     first.close()
     assert first.receiver.closed and not second.receiver.closed and not other.receiver.closed

@@ -17,7 +17,8 @@ import numpy as np
 import zmq
 
 from fervid.models.labels import EMOTIONS
-from fervid.comms.messages import FaceRecord, StreamMessage, encode_message
+from fervid.comms.messages import StreamMessage, encode_message
+from fervid.models.faces import Faces
 from tests.conftest import TWO_PEOPLE
 
 WAIT_S = 15.0
@@ -39,19 +40,20 @@ def frame_jpeg() -> bytes:
     return encoded.tobytes()
 
 
-def face(box: tuple[int, int, int, int], emotion: str, confidence: float) -> FaceRecord:
-    rest = (1.0 - confidence) / (len(EMOTIONS) - 1)
+def face(box: tuple[int, int, int, int], emotion: str, confidence: float) -> dict:
+    """One face as a record (``Faces.to_records`` shape) whose top class is ``emotion``."""
+    rest = round((1.0 - confidence) / (len(EMOTIONS) - 1), 6)
     probabilities = {name: (confidence if name == emotion else rest) for name in EMOTIONS}
-    return FaceRecord(box, emotion, confidence, probabilities)
+    return {"box": list(box), "emotion": emotion, "confidence": confidence, "probabilities": probabilities}
 
 
-def make_message(stream: str = "cam1", seq: int = 1, faces: list[FaceRecord] | None = None,
+def make_message(stream: str = "cam1", seq: int = 1, faces: list[dict] | None = None,
                  jpeg: bytes | None = None, fps: float = 25.0, age_s: float = 0.05) -> StreamMessage:
     """A message as the publisher sends it; ``jpeg=None`` means the real frame, ``b""`` none."""
     height, width = frame_bgr().shape[:2]
     now = time.time()
     return StreamMessage(stream=stream, seq=seq, ts_capture=now - age_s, ts_publish=now, width=width,
-                         height=height, fps=fps, faces=list(faces or []),
+                         height=height, fps=fps, faces=Faces.from_records(faces or []),
                          jpeg=frame_jpeg() if jpeg is None else jpeg)
 
 

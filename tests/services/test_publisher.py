@@ -161,16 +161,16 @@ def test_build_message_decodes_like_any_received_message():
     assert (decoded.stream, decoded.seq, decoded.width, decoded.height) == ("cam1", 12, 640, 360)
     assert decoded.ts_capture == info["ts_capture"] <= before <= decoded.ts_publish <= time.time()
     assert decoded.jpeg == jpeg
-    assert [face.box for face in decoded.faces] == [(10, 20, 48, 50), (300, 40, 96, 96)]
-    for face, row in zip(decoded.faces, probabilities):
-        assert list(face.probabilities) == list(EMOTIONS)
-        assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
-        assert face.emotion == EMOTIONS[int(np.argmax(row))]
-        assert face.confidence == pytest.approx(float(row.max()), abs=1e-5)
+    assert decoded.faces.boxes.tolist() == [[10, 20, 48, 50], [300, 40, 96, 96]]
+    for record, row in zip(decoded.faces.to_records(), probabilities):
+        assert list(record["probabilities"]) == list(EMOTIONS)
+        assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        assert record["emotion"] == EMOTIONS[int(np.argmax(row))]
+        assert record["confidence"] == pytest.approx(float(row.max()), abs=1e-5)
 
 
 def test_build_message_for_an_unwatched_frame_without_faces():
     """No faces and no JPEG (unwatched stream) is still a valid message."""
     message = build_message(meta(seq=1), np.zeros((0, 4), np.int32), np.zeros((0, 7), np.float32), b"")
     decoded = decode_message(encode_message(message))
-    assert decoded.faces == [] and decoded.jpeg == b"" and decoded.seq == 1
+    assert len(decoded.faces) == 0 and decoded.jpeg == b"" and decoded.seq == 1

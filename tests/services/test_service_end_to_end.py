@@ -46,13 +46,13 @@ def test_subscriber_gets_in_order_valid_messages_for_every_stream(service):
             image = cv2.imdecode(np.frombuffer(message.jpeg, np.uint8), cv2.IMREAD_COLOR)
             assert image is not None and image.shape[:2] == (message.height, message.width)
             assert message.ts_capture <= message.ts_publish
-            for face in message.faces:
-                x, y, w, h = face.box
+            for face in message.faces.to_records():
+                x, y, w, h = face["box"]
                 assert 0 <= x and 0 <= y and w > 0 and h > 0
                 assert x + w <= message.width and y + h <= message.height
-                assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
-                assert face.emotion == max(face.probabilities, key=face.probabilities.get)
-                assert face.emotion in EMOTIONS
+                assert sum(face["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+                assert face["emotion"] == max(face["probabilities"], key=face["probabilities"].get)
+                assert face["emotion"] in EMOTIONS
             faces += len(message.faces)
     assert faces > 0, "the sample clip shows faces; none were published"
 
