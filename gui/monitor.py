@@ -25,14 +25,13 @@ from PyQt5.QtCore import QEventLoop, QRect, Qt, QTimer, pyqtSignal, qInstallMess
 from PyQt5.QtGui import QPainter, QPixmap
 from PyQt5.QtWidgets import QApplication, QFormLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+from fervid.comms.endpoints import DEFAULT_ENDPOINT
 from fervid.gui.annotate import draw_faces
 from fervid.gui.probability_bars import ProbabilityBars
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.comms.receiver import StreamReceiver
 from fervid.comms.messages import StreamMessage
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
-"""Where the service publishes by default (services/publisher.py binds 127.0.0.1 only)."""
 
 TICK_MS = 20
 """Drain-and-paint period: faster than any camera, so a new frame waits at most one tick."""

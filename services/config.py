@@ -13,6 +13,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fervid.comms.endpoints import DEFAULT_ENDPOINT, EndpointError, check_tcp_endpoint
 from fervid.errors import FervidError
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.face_detector import DetectorParams
@@ -171,7 +172,7 @@ class CurveConfig(_Strict):
 class PublisherConfig(_Strict):
     """The ZMQ publisher that monitors subscribe to."""
 
-    endpoint: str = "tcp://127.0.0.1:5556"
+    endpoint: str = DEFAULT_ENDPOINT
     jpeg_quality: Annotated[int, Field(ge=10, le=100)] = 80
     curve: CurveConfig | None = Field(
         None, description="null: plain TCP, anyone who can reach the endpoint may subscribe")
@@ -179,9 +180,10 @@ class PublisherConfig(_Strict):
     @field_validator("endpoint")
     @classmethod
     def _endpoint_is_tcp(cls, value: str) -> str:
-        if not re.fullmatch(r"tcp://[^\s:/]+:\d{1,5}", value) or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
-            raise ValueError(f"endpoint must look like tcp://HOST:PORT, got {value!r}")
-        return value
+        try:
+            return check_tcp_endpoint(value)
+        except EndpointError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class MetricsConfig(_Strict):
