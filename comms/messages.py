@@ -1,4 +1,4 @@
-"""The ZMQ wire format between the publisher and monitors (design.md, "Interfaces").
+"""The ZMQ wire format between the publisher and monitors (docs/architecture.md, "The ZMQ message").
 
 A message is three frames: ``[stream name, JSON header, JPEG bytes]``; the JPEG may be empty.
 Nothing is pickled. ``decode_message`` is what every subscriber uses: it rejects oversize and

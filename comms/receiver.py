@@ -1,7 +1,7 @@
 """One stream's ZMQ subscription, drained so that a viewer never falls behind.
 
 A high-water mark does not bound latency (TCP buffers hold more) and ``CONFLATE`` does not work
-with multipart messages (design.md, "Verified facts"), so the only way to show the newest frame is
+with multipart messages (docs/architecture.md, "Backpressure"), so the only way to show the newest frame is
 to read everything pending and keep the last one. ZMQ subscriptions match by prefix, so a
 subscription to ``cam1`` also delivers ``cam10``; the topic is compared exactly here.
 ZMQ reconnects by itself when the publisher restarts, so there is no reconnect logic here; but

@@ -96,7 +96,7 @@ class Faces:
     def to_records(self) -> list[dict]:
         """One JSON-ready dict per face: ``{"box", "emotion", "confidence", "probabilities": {name: p}}``.
 
-        The shape of ``fervid predict --json``'s faces and of the ZMQ header's faces (design.md).
+        The shape of ``fervid predict --json``'s faces and of the ZMQ header's faces (docs/architecture.md, "The ZMQ message").
         """
         probabilities = self._require_probabilities()
         return [{"box": [int(v) for v in box], "emotion": emotion,
