@@ -21,6 +21,9 @@ from pathlib import Path
 from fervid.media.samples import SAMPLE_CLIP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository when fervid runs from a checkout (editable install); ``site-packages/fervid`` otherwise."""
+IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
+"""Only a checkout has ``tests/data`` and ``../shared`` beside it; an installed copy has neither."""
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
@@ -36,6 +39,27 @@ def make_parser(description: str) -> argparse.ArgumentParser:
 def log(message: str) -> None:
     """Progress for humans: stderr, so that stdout stays one JSON document."""
     print(message, file=sys.stderr, flush=True)
+
+
+def checkout_default(*parts: str) -> Path | None:
+    """An input's default inside the checkout (``REPO_ROOT/parts``); ``None`` in an installed copy."""
+    return (REPO_ROOT.joinpath(*parts)).resolve() if IN_CHECKOUT else None
+
+
+def require_input(benchmark: str, flag: str, path: Path | None, folder: bool = False) -> Path:
+    """``path`` when it exists; else one line naming ``flag`` on stderr and exit status 2.
+
+    A benchmark's default inputs (FER2013 rows in tests/data, photos in ../shared) exist only in a
+    checkout, so an installed copy asks for them by name instead of failing somewhere inside.
+    """
+    if path is None:
+        message = f"{flag} is required outside a fervid checkout (its default lies in the checkout)"
+    elif not (path.is_dir() if folder else path.is_file()):
+        message = f"{flag} {path} not found"
+    else:
+        return path
+    log(f"fervid.benchmarks.{benchmark}: error: {message}")
+    raise SystemExit(2)
 
 
 def machine_info() -> dict:
@@ -67,6 +91,8 @@ def _cpu_model() -> str | None:
 
 
 def _git_commit() -> str | None:
+    if not IN_CHECKOUT:  # an installed copy inside some other repository must not report its commit
+        return None
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5)

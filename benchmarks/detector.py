@@ -54,8 +54,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.benchmarks.common import (REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info, make_parser, median,
-                               ratio)
+from fervid.benchmarks.common import (IN_CHECKOUT, REPO_ROOT, SAMPLE_CLIP, checkout_default, decode_frames, emit, log,
+                                     machine_info, make_parser, median, ratio, require_input)
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
 from fervid.media.image_io import load_image
 from fervid.models.preprocessing import to_grey
@@ -63,7 +63,8 @@ from fervid.models.preprocessing import to_grey
 Box = Sequence[int]
 
 TRUTH_FILE = Path(__file__).resolve().parent / "data" / "faces.json"
-DEFAULT_MEDIA = REPO_ROOT.parent / "shared" / "data" / "media"
+DEFAULT_MEDIA = checkout_default("..", "shared", "data", "media")
+"""The six photos: ../shared/data/media beside a checkout (``--media DIR`` elsewhere)."""
 IOU_THRESHOLD = 0.3
 
 BASELINE = DetectorParams(scale_factor=1.1, min_neighbors=5, min_size=30, downscale=1.0)
@@ -410,6 +411,8 @@ def _statement(row: dict, baseline: dict, what: dict) -> str:
 
 def _rel(path: Path) -> str:
     path = Path(path).resolve()
+    if not IN_CHECKOUT:
+        return str(path)
     try:
         return os.path.relpath(path, REPO_ROOT)
     except ValueError:
@@ -504,7 +507,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = make_parser("Speed against recall of the Haar face detector's knobs on the sample media.")
     parser.add_argument("--plot", type=Path, help="also draw clip frames/s against clip recall to this PNG")
     parser.add_argument("--media", type=Path, default=DEFAULT_MEDIA,
-                        help=f"folder with the sample photos (default {DEFAULT_MEDIA})")
+                        help="folder with the sample photos (default: ../shared/data/media beside the checkout)")
     parser.add_argument("--clip", type=Path, default=SAMPLE_CLIP, help="the sample clip")
     parser.add_argument("--truth", type=Path, default=TRUTH_FILE, help="hand-checked face boxes (JSON)")
     parser.add_argument("--repeats", type=int, help="timing rounds (default 3; 2 with --quick)")
@@ -515,12 +518,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    for what, path, is_ok in (("photo folder", args.media, Path.is_dir), ("sample clip", args.clip, Path.is_file),
-                              ("truth file", args.truth, Path.is_file)):
-        if not is_ok(path):
-            log(f"fervid.benchmarks.detector: {what} {path} not found (the photos live in ../shared/data/media; "
-                f"pass --media DIR)")
-            return 2
+    require_input("detector", "--media", args.media, folder=True)
+    require_input("detector", "--clip", args.clip)
+    require_input("detector", "--truth", args.truth)
     result = run(args)
     if args.plot is not None:
         plot(result, args.plot)

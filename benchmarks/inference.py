@@ -18,7 +18,7 @@ exactly as live batches are, so their throughput includes the padding waste. All
 baseline are timed in interleaved rounds, so load from other work on a shared machine biases
 none of them more than the others; figures are medians of seconds per call.
 
-    python -m fervid.benchmarks.inference [--json] [--quick] [--out FILE] [--plot PNG]
+    python -m fervid.benchmarks.inference [--json] [--quick] [--out FILE] [--plot PNG] [--crops CSV]
 
 It uses Keras only (backend-specific calls only to list devices, guarded), so it runs under ``KERAS_BACKEND=jax`` as well.
 """
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,8 @@ from fervid.benchmarks import common
 
 BATCH_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 QUICK_BATCH_SIZES: tuple[int, ...] = (1, 4, 64)
-SAMPLE_CSV: Path = common.REPO_ROOT / "tests" / "data" / "fer2013_sample.csv.gz"
+SAMPLE_CSV: Path | None = common.checkout_default("tests", "data", "fer2013_sample.csv.gz")
+"""The default crops: FER2013 rows of the test data, in a checkout only (``--crops`` elsewhere)."""
 SATURATION_TOLERANCE: float = 0.10
 """A batch size within this fraction of the best throughput counts as saturated."""
 BASELINE_NAME: str = "per-face model.predict"
@@ -73,28 +73,25 @@ def default_batch() -> int:
     return int(InferenceConfig().max_batch)
 
 
-def load_crops(count: int) -> tuple[np.ndarray, str]:
-    """``count`` real 48x48 uint8 face crops (FER2013 sample, repeated if short), and their source.
+def load_crops(path: Path, count: int) -> np.ndarray:
+    """``count`` real 48x48 uint8 face crops from a FER2013-format CSV, repeated if it is short."""
+    from fervid.errors import FervidError
+    from fervid.training.data import load_fer2013
 
-    Falls back to random pixels only when the sample cannot be read.
-    """
     try:
-        from fervid.training.data import load_fer2013
-
-        pixels = load_fer2013(SAMPLE_CSV).pixels
-        source = str(SAMPLE_CSV.relative_to(common.REPO_ROOT))
-    except Exception as exc:  # the benchmark still means something on random pixels
-        common.log(f"cannot read {SAMPLE_CSV} ({exc}); using random crops")
-        pixels = np.random.default_rng(0).integers(0, 256, size=(count, 48, 48), dtype=np.uint8)
-        source = "random uint8"
+        pixels = load_fer2013(path).pixels
+    except FervidError as exc:
+        common.log(f"fervid.benchmarks.inference: error: --crops {path}: {exc}")
+        raise SystemExit(2) from None
     repeats = -(-count // len(pixels))
-    return np.concatenate([pixels] * repeats)[:count], source
+    return np.concatenate([pixels] * repeats)[:count]
 
 
 def display_path(path: Path) -> str:
     """``path`` relative to the repository when it lies inside it."""
     path = path.resolve()
-    return str(path.relative_to(common.REPO_ROOT)) if path.is_relative_to(common.REPO_ROOT) else str(path)
+    inside = common.IN_CHECKOUT and path.is_relative_to(common.REPO_ROOT)
+    return str(path.relative_to(common.REPO_ROOT)) if inside else str(path)
 
 
 def backend_devices(backend: str) -> list[str] | None:
@@ -189,10 +186,10 @@ def add_speedups(batches: Sequence[dict], baseline: dict) -> None:
         entry["speedup"] = common.ratio(entry["faces_per_s"], baseline["faces_per_s"])
 
 
-def run(settings: Settings, batch: int, quick: bool) -> dict:
+def run(settings: Settings, batch: int, quick: bool, crops_csv: Path) -> dict:
     """Load the model, time every batch size and the baseline, and assemble the result."""
     started = time.perf_counter()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    crops = load_crops(crops_csv, max(settings.batch_sizes))  # a bad CSV fails before the model loads
     import keras
 
     from fervid.models.classifier import BATCH_BUCKETS, EmotionClassifier
@@ -200,7 +197,6 @@ def run(settings: Settings, batch: int, quick: bool) -> dict:
     backend = keras.backend.backend()
     common.log(f"loading the classifier ({backend} backend)")
     classifier = EmotionClassifier.load(flip_average=False)
-    crops, source = load_crops(max(settings.batch_sizes))
     common.log("warming up every batch size and the baseline")
     timings: dict[object, Callable[[], list[float]]] = {
         size: batch_timing(classifier, crops, size, settings) for size in settings.batch_sizes}
@@ -227,7 +223,7 @@ def run(settings: Settings, batch: int, quick: bool) -> dict:
             "rounds": settings.rounds, "seconds_per_round": settings.seconds_per_round,
             "max_calls_per_round": settings.max_calls_per_round,
             "baseline_calls_per_round": settings.baseline_calls_per_round,
-            "saturation_tolerance": SATURATION_TOLERANCE, "crops": source,
+            "saturation_tolerance": SATURATION_TOLERANCE, "crops": display_path(crops_csv),
             "model": display_path(Path(classifier.path)),
         },
         "baseline": baseline,
@@ -298,13 +294,20 @@ def plot(result: dict, path: Path) -> None:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = common.make_parser(__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, metavar="PNG", help="also plot faces/s vs batch size to this PNG")
+    parser.add_argument("--crops", type=Path, metavar="CSV", default=SAMPLE_CSV,
+                        help="FER2013-format CSV[.gz] whose faces are classified "
+                             "(default: the checkout's tests/data/fer2013_sample.csv.gz)")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from fervid.models.backend_env import configure_tensorflow
+
     args = parse_args(argv)
+    configure_tensorflow()  # as the service's inference actor does, before Keras is imported
+    crops_csv = common.require_input("inference", "--crops", args.crops)
     batch = default_batch()
-    result = run(Settings.for_run(args.quick, batch), batch, args.quick)
+    result = run(Settings.for_run(args.quick, batch), batch, args.quick, crops_csv)
     if args.plot is not None:
         plot(result, args.plot)
         common.log(f"plot written to {args.plot}")

@@ -82,3 +82,18 @@ def test_saturation_batch_is_the_smallest_size_within_ten_percent_of_the_best(ra
 def test_saturation_batch_needs_measurements():
     with pytest.raises(ValueError):
         saturation_batch({})
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    (None, "fervid.benchmarks.inference: error: --crops {path} not found"),
+    ("a,b\n", "fervid.benchmarks.inference: error: --crops {path}: {path}:1: expected header"),
+])
+def test_crops_that_cannot_be_read_are_one_line_errors(tmp_path, content, expected):
+    path = tmp_path / "crops.csv"
+    if content is not None:
+        path.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "fervid.benchmarks.inference", "--quick", "--json",
+                           "--crops", str(path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()  # refused before Keras (and its log lines) is imported
+    assert len(lines) == 1 and lines[0].startswith(expected.format(path=path)), done.stderr
