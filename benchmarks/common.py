@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from fervid.media.samples import SAMPLE_CLIP
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -121,14 +123,11 @@ def decode_frames(path: Path, convert: Callable | None = None) -> list:
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0..100) by linear interpolation; ``None`` for no values."""
-    if not values:
+    """The ``q``-th percentile (0..100), numpy's (linear interpolation, the one definition the
+    project uses); ``None`` for no values."""
+    if len(values) == 0:
         return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100.0
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return float(np.percentile(values, q))
 
 
 def median(values: Iterable[float]) -> float | None:
