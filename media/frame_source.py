@@ -106,6 +106,9 @@ class FrameSource:
         self.state = StreamState.STARTING
         self.reconnects = 0
         """How many times the source was opened again after being down."""
+        self.open_attempts = 0
+        """How many times opening the source was tried, successfully or not: a source that never
+        opens shows ``reconnects`` 0 for ever, but its attempts keep counting."""
         self.last_error: str | None = None
         self.source_fps: float | None = None
         self.frame_size: tuple[int, int] | None = None
@@ -115,6 +118,7 @@ class FrameSource:
 
     # -- opening and closing ------------------------------------------------------------------
     def _open(self) -> bool:
+        self.open_attempts += 1
         cap = open_video_capture(self.spec, self.open_timeout_s, self.read_timeout_s)
         if not cap.isOpened():
             cap.release()

@@ -160,6 +160,24 @@ def test_file_that_is_not_a_video_stays_down_without_raising(tmp_path):
     assert source.state is StreamState.STOPPED  # stopped by us, not finished
 
 
+def test_a_source_that_never_opens_counts_its_open_attempts(tmp_path):
+    """``reconnects`` counts only reopens that worked, so a source that never opens shows 0 for
+    ever; ``open_attempts`` shows it is being retried (once, then once per back-off delay)."""
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 100)
+    source = file_source(fake, pace=False, reconnect_initial_s=0.05, reconnect_max_s=0.1)
+    assert source.open_attempts == 0
+    with Reader(source) as reader:
+        reader.wait_for(lambda: source.open_attempts >= 4, 10, "four attempts to open the file")
+    assert source.reconnects == 0 and reader.frames == []
+
+
+def test_open_attempts_of_a_file_that_opens_at_once():
+    source = file_source(pace=False, loop=False)
+    frames = sum(1 for _ in source.frames(threading.Event()))
+    assert frames == CLIP_FRAMES and source.open_attempts == 1
+
+
 def test_backoff_doubles_caps_and_resets():
     """Reopen delays grow 0.5, 1, 2, 4 and stay at the cap; a good frame starts them over."""
     backoff = Backoff(0.5, 4.0)
