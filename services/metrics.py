@@ -53,6 +53,8 @@ SERIES: dict[str, SeriesSpec] = {
     "fervid_stream_watched": SeriesSpec("gauge", "1 while some monitor subscribes to the stream.", ("stream",)),
     "fervid_frames_in_flight": SeriesSpec("gauge", "Frames of the stream inside the pipeline.", ("stream",)),
     "fervid_reconnects_total": SeriesSpec("counter", "Times a lost source was opened again.", ("stream",)),
+    "fervid_source_open_attempts_total": SeriesSpec(
+        "counter", "Times the source was tried to be opened, successfully or not.", ("stream",)),
     "fervid_actor_restarts_total": SeriesSpec("counter", "Actor processes restarted after dying.", ("kind",)),
 }
 
@@ -141,9 +143,11 @@ class MetricsRegistry:
             if "stream" not in spec.labels:
                 continue
             metric = self._series[name]
-            for labels in list(metric._metrics):  # prometheus-client keeps children by label tuple
-                if dict(zip(spec.labels, labels)).get("stream") == stream:
-                    metric.remove(*labels)
+            children = {tuple(sample.labels[label] for label in spec.labels)
+                        for family in metric.collect() for sample in family.samples
+                        if sample.labels.get("stream") == stream}
+            for labels in children:
+                metric.remove(*labels)
 
 
 class MetricsShipper:
