@@ -43,6 +43,18 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def require_bench(benchmark: str, what: str) -> None:
+    """One line naming the ``bench`` extra and exit status 2 when ``what`` lacks it (psutil, matplotlib)."""
+    from fervid.errors import FervidError
+    from fervid.extras import BENCH, require
+
+    try:
+        require(BENCH, what)
+    except FervidError as exc:
+        log(f"fervid.benchmarks.{benchmark}: error: {exc}")
+        raise SystemExit(2) from None
+
+
 def checkout_default(*parts: str) -> Path | None:
     """An input's default inside the checkout (``REPO_ROOT/parts``); ``None`` in an installed copy."""
     return (REPO_ROOT.joinpath(*parts)).resolve() if IN_CHECKOUT else None

@@ -55,7 +55,7 @@ import cv2
 import numpy as np
 
 from fervid.benchmarks.common import (IN_CHECKOUT, REPO_ROOT, SAMPLE_CLIP, checkout_default, decode_frames, emit, log,
-                                     machine_info, make_parser, median, ratio, require_input)
+                                     machine_info, make_parser, median, ratio, require_bench, require_input)
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
 from fervid.media.image_io import load_image
 from fervid.models.preprocessing import to_grey
@@ -518,6 +518,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.plot is not None:
+        require_bench("detector", "--plot")
     require_input("detector", "--media", args.media, folder=True)
     require_input("detector", "--clip", args.clip)
     require_input("detector", "--truth", args.truth)

@@ -304,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from fervid.models.backend_env import configure_tensorflow
 
     args = parse_args(argv)
+    if args.plot is not None:
+        common.require_bench("inference", "--plot")
     configure_tensorflow()  # as the service's inference actor does, before Keras is imported
     crops_csv = common.require_input("inference", "--crops", args.crops)
     batch = default_batch()

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from fervid.benchmarks.baselines import LoopResult, run_ceiling, run_naive
-from fervid.benchmarks.common import SAMPLE_CLIP, emit, log, machine_info, make_parser, ratio
+from fervid.benchmarks.common import SAMPLE_CLIP, emit, log, machine_info, make_parser, ratio, require_bench
 from fervid.benchmarks.service_run import RunSpec, latency_percentiles_ms, measure, service_config
 from fervid.errors import FervidError
 from fervid.services.config import DetectorConfig
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated parts to run, of {', '.join(SECTIONS)} (default: all); "
                              "'headline' includes the baselines")
     args = parser.parse_args(argv)
+    require_bench("pipeline", "fervid.benchmarks.pipeline")  # CPU and memory of the service's processes
     sections = [part.strip() for part in args.sections.split(",") if part.strip()]
     if not sections or set(sections) - set(SECTIONS):
         parser.error(f"--sections takes a comma-separated list of {', '.join(SECTIONS)}, got {args.sections!r}")

@@ -4,6 +4,9 @@ A Ray service is many processes (GCS, raylet, one worker per actor, the driver),
 CPU and memory does it use" means the whole tree under the benchmark's own process. Resident
 set sizes are summed; pages shared between processes (Ray's object store) are counted once per
 process that touched them, so the sum is an upper bound.
+
+psutil comes with the ``bench`` extra; it is imported where it is used, so that a benchmark started
+without it can say so in one line (``common.require_bench``) instead of failing at import.
 """
 from __future__ import annotations
 
@@ -11,12 +14,16 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 
 def tree(root: int | None = None) -> list[psutil.Process]:
     """``root`` (default: this process) and all its descendants that still exist."""
+    import psutil
+
     parent = psutil.Process(root or os.getpid())
     try:
         return [parent, *parent.children(recursive=True)]
@@ -31,6 +38,8 @@ def _cpu_seconds(process: psutil.Process) -> float:
 
 def process_label(process: psutil.Process) -> str:
     """What a process is: a Ray actor's class (``ray::DetectorActor``), or the program's name."""
+    import psutil
+
     try:
         argv = process.cmdline()
         name = process.name()
@@ -98,6 +107,8 @@ class ProcessSampler:
             self._stop.wait(self.interval_s)
 
     def sample(self) -> TreeSample:
+        import psutil
+
         rss = {}
         for process in tree(self.root):
             try:
@@ -108,6 +119,8 @@ class ProcessSampler:
 
     def cpu_mark(self) -> dict[int, float]:
         """CPU seconds used so far by each process of the tree, keyed by pid."""
+        import psutil
+
         marks = {}
         for process in tree(self.root):
             try:

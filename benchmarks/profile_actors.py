@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from fervid.benchmarks.common import emit, log, machine_info, make_parser
+from fervid.benchmarks.common import emit, log, machine_info, make_parser, require_bench
 from fervid.benchmarks.service_run import RunSpec, service_config
 
 KINDS = ("capture", "detector", "inference", "publisher")
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.streams, args.seconds = 1, 3.0
+    require_bench("profile_actors", "fervid.benchmarks.profile_actors")
     py_spy()  # fail before starting anything
     import ray
 

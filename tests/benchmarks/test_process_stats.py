@@ -8,23 +8,34 @@ import time
 from fervid.benchmarks.process_stats import ProcessSampler, tree
 
 
+BUSY_CHILD = ("import sys, time\n{setup}"
+              "while time.process_time() < {cpu}: pass\n"  # CPU seconds, however loaded the machine is
+              "print('done', flush=True)\n"
+              "sys.stdin.read()\n")  # stays alive (in the tree) until the test closes its stdin
+
+
+def busy_child(cpu_seconds: float, setup: str = "") -> subprocess.Popen:
+    """A Python child that burns ``cpu_seconds`` of CPU, says ``done``, and waits for its stdin to close."""
+    return subprocess.Popen([sys.executable, "-c", BUSY_CHILD.format(setup=setup, cpu=cpu_seconds)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
 def test_cpu_and_memory_of_a_busy_child_are_counted():
-    # The child holds ~100 MB and spins for about a second.
-    child = subprocess.Popen([sys.executable, "-c",
-                              "import time; b = bytearray(100 * 2**20); t = time.time()\n"
-                              "while time.time() - t < 1.5: pass"])
+    child = busy_child(0.6, setup="b = bytearray(100 * 2**20)\nb[::4096] = b'x' * len(b[::4096])\n")
     try:
-        time.sleep(0.3)
         sampler = ProcessSampler(interval_s=0.1)
-        assert child.pid in {p.pid for p in tree()}
         before = sampler.cpu_mark()
+        assert child.pid in {p.pid for p in tree()}
         sampler.start()
-        time.sleep(0.8)
+        assert child.stdout.readline() == "done\n"
+        time.sleep(0.3)  # a few RSS samples while the child holds its memory
         after = sampler.cpu_mark()
         sampler.stop()
     finally:
+        child.stdin.close()
         child.wait(timeout=10)
-    assert ProcessSampler.cpu_between(before, after) > 0.4  # the child was busy for most of 0.8 s
+    # The child used 0.6 s of CPU in all; its start-up before the first mark takes far less than 0.2 s.
+    assert ProcessSampler.cpu_between(before, after) > 0.4
     memory = sampler.memory_summary()
     assert memory["peak_rss_mib"] > 100
     assert memory["processes"] >= 2
@@ -32,15 +43,14 @@ def test_cpu_and_memory_of_a_busy_child_are_counted():
 
 
 def test_cpu_is_grouped_by_what_each_process_is():
-    child = subprocess.Popen([sys.executable, "-c", "import time; t = time.time()\nwhile time.time() - t < 1.2: pass",
-                              ])
+    child = busy_child(0.5)
     try:
-        time.sleep(0.2)
         sampler = ProcessSampler()
         before = sampler.cpu_mark()
-        time.sleep(0.6)
+        assert child.stdout.readline() == "done\n"
         after = sampler.cpu_mark()
     finally:
+        child.stdin.close()
         child.wait(timeout=10)
     by_label = sampler.cpu_by_label(before, after)
     assert by_label["python -c"] > 0.3

@@ -12,7 +12,8 @@ What a user of ``pip install fervid[cpu]`` gets, checked end to end:
    --duration 15`` without ``--config`` serves the bundled clip (its last status line counts processed
    frames);
 4. what the core install leaves out says so: the gui, training and bench extras are reported missing,
-   and an installed benchmark asks for the input its checkout default would have supplied.
+   a benchmark that needs the bench extra names it, and an installed benchmark asks for the input its
+   checkout default would have supplied.
 
     python tests/packaging/check_wheel.py [--keep DIR]
 
@@ -179,6 +180,11 @@ def check(workdir: Path) -> None:
                                        "fervid checkout (its default lies in the checkout)",
            f"the installed inference benchmark without --crops: exit {bench.returncode}, {bench.stderr.strip()!r}")
     ok("the installed inference benchmark asks for --crops in one line (exit 2)")
+    bench = run([str(python), "-m", "fervid.benchmarks.pipeline", "--quick", "--json"], cwd=outside, timeout=120)
+    expect(bench.returncode == 2 and "needs fervid's 'bench' extra" in bench.stderr
+           and len(bench.stderr.strip().splitlines()) == 1,
+           f"the pipeline benchmark without the bench extra: exit {bench.returncode}, {bench.stderr.strip()[-300:]!r}")
+    ok(f"without the bench extra: {bench.stderr.strip()}")
 
     up = run([str(fervid), "up", "--duration", str(UP_SECONDS)], cwd=outside, timeout=UP_SECONDS + 300)
     expect(up.returncode == 0, f"fervid up failed (exit {up.returncode}): {last_line(up.stderr)}")

@@ -12,15 +12,9 @@ import pytest
 
 from fervid import extras
 from fervid.errors import FervidError
+from tests.packaging.dist_info import write_dist_info
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def write_dist_info(folder: Path, name: str, lines: list[str]) -> None:
-    info = folder / f"{name.replace('-', '_')}-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("\n".join(["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0", *lines])
-                                   + "\n")
 
 
 @pytest.fixture
