@@ -74,6 +74,11 @@ class CaptureConfig(_Strict):
     stuck_timeout_s: Annotated[float, Field(gt=0)] = Field(
         15.0, description="a frame in the pipeline this long is given up and counted as dropped "
                           "(its result was lost, e.g. with an actor that died), freeing its slot")
+    stall_timeout_s: Annotated[float, Field(gt=0)] | None = Field(
+        None, description="a stream whose source is up and that holds or receives frames but has processed "
+                          "none for this long is 'stalled', and its capture actor is restarted after one "
+                          "more stuck_timeout_s; null: 2 x stuck_timeout_s (every frame is processed or given "
+                          "up within stuck_timeout_s, so twice that with nothing processed is no slow frame)")
 
     @model_validator(mode="after")
     def _backoff_order(self) -> "CaptureConfig":

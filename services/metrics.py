@@ -56,6 +56,8 @@ SERIES: dict[str, SeriesSpec] = {
     "fervid_source_open_attempts_total": SeriesSpec(
         "counter", "Times the source was tried to be opened, successfully or not.", ("stream",)),
     "fervid_actor_restarts_total": SeriesSpec("counter", "Actor processes restarted after dying.", ("kind",)),
+    "fervid_stream_stalls_total": SeriesSpec(
+        "counter", "Times a stream was found stalled: source up, frames arriving, none processed.", ("stream",)),
 }
 
 Key = tuple[str, tuple[tuple[str, str], ...]]

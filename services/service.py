@@ -176,16 +176,26 @@ def stop_service(controller, timeout_s: float = 60.0) -> None:
 
 
 def format_status_line(stream: dict) -> str:
-    """One line per stream for ``fervid up`` and ``fervid status``."""
-    parts = [f"{stream['name']}: {stream.get('state', '?')}"]
+    """One line per stream for ``fervid up`` and ``fervid status``.
+
+    The state comes first and is the controller's verdict: a stream whose source delivers but
+    whose frames are not processed reads ``stalled``, and says for how long, never ``up``; its
+    ``fps`` is then the source's rate, not what was processed.
+    """
+    state = stream.get("state", "?")
+    parts = [f"{stream['name']}: {state}"]
     if stream.get("fps") is not None:
-        parts.append(f"{stream['fps']:.1f} fps")
+        parts.append(f"{stream['fps']:.1f} fps" + (" captured" if state == "stalled" else ""))
     for key, label in (("frames_processed", "processed"), ("frames_dropped", "dropped"), ("faces", "faces"),
                        ("reconnects", "reconnects")):
         if stream.get(key) is not None:
             parts.append(f"{stream[key]} {label}")
+    if stream.get("stalls"):
+        parts.append(f"{stream['stalls']} stalls")
     if stream.get("latency_ms_p50") is not None:
         parts.append(f"latency p50 {stream['latency_ms_p50']:.0f} ms p95 {stream['latency_ms_p95']:.0f} ms")
-    if stream.get("last_error") and stream.get("state") != "up":
+    if state == "stalled":
+        parts.append(f"(nothing processed for {stream.get('stalled_s', 0):.0f} s while frames arrive)")
+    elif stream.get("last_error") and state != "up":
         parts.append(f"({stream['last_error']})")
     return ", ".join(parts)
