@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,30 @@ class Fer2013:
         return self.select(mask)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _open_text(path: Path) -> io.TextIOBase:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    if path.suffix == ".gz":
+    """Open a CSV as text, unpacking gzip when the file starts with gzip's magic bytes.
+
+    The content decides, not the name: ``DATA.CSV.GZ`` or a gzip without ``.gz`` is read as
+    gzip, and a plain CSV named ``.gz`` as plain text. Only regular files are opened: a named
+    pipe or a device would block or never end.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is a directory, not a CSV file")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        raise DataError(f"{path}: is {kind}, not a CSV file")
+    with open(path, "rb") as probe:
+        packed = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+    if packed:
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
 

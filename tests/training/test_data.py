@@ -1,4 +1,5 @@
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -87,3 +88,28 @@ def test_validation_mask_is_fixed_stratified_and_disjoint():
     assert 0.08 < a.mean() < 0.13
     assert set(labels[a]) == set(labels)
     assert not np.array_equal(a, validation_mask(labels, seed=1))
+
+
+def test_gzip_is_recognised_by_its_bytes_not_its_name(tmp_path):
+    """A gzip named in capitals (``DATA.CSV.GZ``, as some systems write names) or without ``.gz``
+    is read as gzip; a plain CSV that is only named ``.gz`` is read as plain text."""
+    reference = load_fer2013(SAMPLE_CSV)
+    upper = tmp_path / "DATA.CSV.GZ"
+    upper.write_bytes(SAMPLE_CSV.read_bytes())
+    unnamed = tmp_path / "data.bin"
+    unnamed.write_bytes(SAMPLE_CSV.read_bytes())
+    misnamed = tmp_path / "plain.csv.gz"
+    misnamed.write_bytes(gzip.decompress(SAMPLE_CSV.read_bytes()))
+    for path in (upper, unnamed, misnamed):
+        assert np.array_equal(load_fer2013(path).labels, reference.labels), path.name
+
+
+def test_a_folder_or_a_pipe_is_named_for_what_it_is(tmp_path):
+    """Not "no such file" for a folder that exists; a named pipe is refused before it is opened
+    (opening one blocks until a writer comes)."""
+    with pytest.raises(DataError, match=f"^{tmp_path}: is a directory, not a CSV file$"):
+        load_fer2013(tmp_path)
+    pipe = tmp_path / "data.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(DataError, match="data.csv: is a named pipe, not a CSV file$"):
+        load_fer2013(pipe)
