@@ -27,8 +27,11 @@ from fervid.training.config import TrainConfig
 HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
 
 
-def _worker_loop(params: dict) -> None:
-    """Runs in every Ray Train worker (TensorFlow backend, TF_CONFIG set by Ray)."""
+def _worker_loop(loop_config: dict) -> None:
+    """Runs in every Ray Train worker (TensorFlow backend, TF_CONFIG set by Ray).
+
+    ``loop_config["config"]`` is the driver's validated ``TrainConfig`` with absolute paths.
+    """
     from fervid.models.backend_env import TRAINING, configure_tensorflow
 
     configure_tensorflow(TRAINING)  # before TensorFlow loads in this worker process
@@ -42,8 +45,7 @@ def _worker_loop(params: dict) -> None:
     from fervid.training.trainer import build_optimizer, prepare_data, save_inference_model
     from fervid.models.mini_xception import build_mini_xception
 
-    config = TrainConfig(**{**params, "data": Path(params["data"]), "out": Path(params["out"]),
-                            "ferplus": Path(params["ferplus"]) if params["ferplus"] else None})
+    config: TrainConfig = loop_config["config"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -133,12 +135,12 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
     from ray.train.tensorflow import TensorflowTrainer
 
     from fervid.training.plots import plot_history
-    from fervid.training.trainer import check_resumable
+    from fervid.training.trainer import check_resumable, create_run_folder
 
-    out = Path(config.out).resolve()
-    if not Path(config.data).is_file():
+    out = config.out.resolve()
+    if not config.data.is_file():
         raise FervidError(f"{config.data}: no such file")
-    out.mkdir(parents=True, exist_ok=True)
+    create_run_folder(out)
     if not ray.is_initialized():
         if address:  # a cluster (a RayJob, `ray job submit`): its nodes bring their own CPUs
             try:
@@ -147,14 +149,16 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
                 raise FervidError(f"no Ray cluster at {address}: {str(exc).strip().splitlines()[0][:200]}") from None
         else:  # "local": a Ray of our own even when `ray start` left a cluster on this machine
             ray.init(address="local", num_cpus=max(config.workers, os.cpu_count() or 1), log_to_driver=False)
-    params = {k: (str(v.resolve()) if isinstance(v, Path) else v) for k, v in vars(config).items()}
+    # Absolute paths: the workers' working folder is not the driver's.
+    absolute = config.model_copy(update={"data": config.data.resolve(), "out": out,
+                                         "ferplus": config.ferplus.resolve() if config.ferplus else None})
     if not config.resume:
         shutil.rmtree(out / "ray", ignore_errors=True)
     elif (out / "ray").is_dir():
         check_resumable(out, config)
     (out / "config.json").write_text(config.to_json())
     trainer = TensorflowTrainer(
-        _worker_loop, train_loop_config=params,
+        _worker_loop, train_loop_config={"config": absolute},
         scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu,
                                      resources_per_worker={"CPU": 1}),
         run_config=RunConfig(name="fervid-train", storage_path=str(out / "ray"),

@@ -11,11 +11,15 @@ from fervid.models.labels import EMOTIONS, NUM_CLASSES
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """What ``fervid evaluate`` prints; ``confusion[i][j]`` counts true class i predicted as j."""
+    """What ``fervid evaluate`` prints; ``confusion[i][j]`` counts true class i predicted as j.
+
+    ``per_class`` holds ``None`` for a class without samples: its recall is undefined, and NaN is
+    not valid JSON.
+    """
 
     accuracy: float
     n: int
-    per_class: dict[str, float]
+    per_class: dict[str, float | None]
     confusion: np.ndarray
 
     def to_dict(self) -> dict:
@@ -25,7 +29,8 @@ class EvaluationReport:
     def format_table(self) -> str:
         """A human-readable report: accuracy, recall per class and the confusion matrix."""
         lines = [f"accuracy {self.accuracy:.4f} on {self.n} images", "", "recall per class:"]
-        lines += [f"  {name:<9} {recall:.4f}" for name, recall in self.per_class.items()]
+        lines += [f"  {name:<9} {'n/a (no samples)' if recall is None else f'{recall:.4f}'}"
+                  for name, recall in self.per_class.items()]
         lines += ["", "confusion (rows: true, columns: predicted):",
                   " " * 10 + "".join(f"{name[:7]:>8}" for name in EMOTIONS)]
         for name, row in zip(EMOTIONS, self.confusion):
@@ -44,7 +49,7 @@ def report_from_predictions(labels: np.ndarray, predicted: np.ndarray) -> Evalua
     """Build the report from true and predicted class indices."""
     confusion = confusion_matrix(labels, predicted)
     totals = confusion.sum(axis=1)
-    per_class = {name: (float(confusion[i, i] / totals[i]) if totals[i] else float("nan"))
+    per_class = {name: (float(confusion[i, i] / totals[i]) if totals[i] else None)
                  for i, name in enumerate(EMOTIONS)}
     return EvaluationReport(accuracy=float((labels == predicted).mean()), n=int(labels.shape[0]),
                             per_class=per_class, confusion=confusion)

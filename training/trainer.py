@@ -117,6 +117,18 @@ def save_inference_model(model: keras.Model, path: Path, weights: list | None = 
     _atomic_save(copy, path)
 
 
+def create_run_folder(out: Path) -> None:
+    """Create the run folder (and its parents), turning the reason it cannot be into one line.
+
+    ``TrainConfig`` already refused a file or a folder without write permission; what is left
+    are places only the attempt reveals (say /proc, or a read-only file system when root).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FervidError(f"{out}: cannot create the run folder ({exc.strerror or exc})") from None
+
+
 def read_resume_state(out: Path) -> dict | None:
     """The saved state of an interrupted run in ``out``, or None if there is none."""
     state_path = out / CHECKPOINT_DIR / STATE_FILE
@@ -152,7 +164,7 @@ def train(config: TrainConfig, log=print) -> dict:
     out = Path(config.out)
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config)  # first: a CSV that fails leaves no --out folder behind
-    out.mkdir(parents=True, exist_ok=True)
+    create_run_folder(out)
     steps = math.ceil(len(data.x_train) / config.batch_size)
     log(f"training on {len(data.x_train)} images, validating on {len(data.x_val)} "
         f"(backend {keras.backend.backend()}, width {config.width:g}, {config.epochs} epochs)")
