@@ -1,9 +1,10 @@
 """InferenceActor: Mini-Xception on batches gathered across all streams.
 
-Each ``classify`` call (one frame's crops, from any stream) joins a queue; a single batching
+Each ``classify`` call (one frame's ``Detection``, from any stream) joins a queue; a single batching
 thread runs the model when ``max_batch`` faces are waiting or ``max_wait_ms`` has passed since
 the oldest waiting frame arrived, then hands every caller its own rows. The classifier pads
 batches to fixed sizes, and all of them are traced at start-up, so nothing retraces live.
+What leaves the actor is the frame's classified ``Faces`` and its stage times: the crops stop here.
 """
 from __future__ import annotations
 
@@ -18,21 +19,21 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 
+from fervid.models.faces import Faces
 from fervid.models.labels import NUM_CLASSES
 from fervid.services.runtime import Telemetry
-
-MAX_CONCURRENT_CALLS = 256
-"""Threads of the actor: frames that can wait in one batch at once (streams x in-flight)."""
 
 
 @dataclass(frozen=True)
 class Classification:
-    probabilities: np.ndarray
-    """N x 7 float32 in EMOTIONS order, one row per crop of the frame."""
-    seconds: float
+    """One frame's result, all the publisher and the capture actor need (no crops, no image)."""
+
+    faces: Faces
+    """The detected boxes with one probability row each (EMOTIONS order)."""
+    detect_seconds: float
+    """Time the detector spent on the frame."""
+    infer_seconds: float
     """From the call's arrival to its result, including the wait for the batch."""
-    batch_faces: int
-    batch_frames: int
 
 
 class DynamicBatcher:
@@ -164,10 +165,11 @@ class InferenceActor:
         self._telemetry.buffer.observe("fervid_inference_batch_frames", frames)
 
     def classify(self, detection) -> Classification:
-        """Probabilities for one frame's crops (a ``Detection``), batched with other streams'."""
+        """The faces of one frame (a ``Detection``) classified, batched with other streams' crops."""
         start = time.perf_counter()
-        probabilities, faces, frames = self._batcher.submit(detection.crops).result()
-        return Classification(probabilities, time.perf_counter() - start, faces, frames)
+        probabilities, _, _ = self._batcher.submit(detection.crops).result()
+        return Classification(Faces(detection.boxes, probabilities), detection.seconds,
+                              time.perf_counter() - start)
 
     def pid(self) -> int:
         """The actor's process id (for operators and fault-injection tests)."""

@@ -56,6 +56,10 @@ class Telemetry:
             self.buffer.inc("fervid_actor_restarts_total", kind=kind)
         return restarted
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 0.0) -> None:
+        """Ship what is left; with ``wait_s``, also wait that long for the metrics actor to take
+        it (a process about to exit would otherwise lose its last measurements in flight)."""
         if self._shipper is not None:
             self._shipper.stop()
+            if wait_s > 0 and self._pending:
+                ray.wait(list(self._pending), num_returns=len(self._pending), timeout=wait_s)

@@ -183,6 +183,42 @@ def test_frozen_detector_does_not_stop_the_streams(service, watcher, recorder):
     assert pid_of("detector:1") == pid  # frozen, not dead: nobody restarted it
 
 
+# -- a capture thread that dies ----------------------------------------------------------------------
+
+def test_crashed_completion_thread_restarts_the_capture_actor(service, watcher, recorder):
+    """``inject_fault("crash_completer")``: the thread that completes frames (and frees stuck ones)
+    raises. The actor must not linger "up" with nothing processed: its process exits, Ray restarts
+    it in place (``restarted`` in status, not a fresh actor from the controller), the restart is
+    counted on a real /metrics scrape, and the stream processes frames again by itself."""
+    from fervid.services.runtime import NAMESPACE
+
+    port = service["metrics_port"]
+    name = "cam2"
+    before = stream_status(service, name)
+    restarts_before = restarts_counted(port, "capture")
+    handle = ray.get_actor(f"capture:{name}", namespace=NAMESPACE)
+    with pytest.raises(ray.exceptions.RayTaskError, match="unknown fault"):
+        ray.get(handle.inject_fault.remote("no-such-fault"), timeout=30)
+    t_fault = time.time()
+    ray.get(handle.inject_fault.remote("crash_completer"), timeout=30)
+    new_pid = wait_for(lambda: (p := _actor_pid(service, f"capture:{name}")) not in (None, before["pid"]) and p, 90,
+                       what=f"capture:{name} to run again in a new process")
+    t_restarted = time.time()
+    recovery = watcher.wait_recovered([name], t_fault, 120, what=f"{name} to publish frames captured after the crash")
+    after = wait_for(lambda: (s := stream_status(service, name)).get("frames_processed", 0) >= 5 and s, 60,
+                     what=f"{name} to process frames in its new process")
+    wait_for(lambda: restarts_counted(port, "capture") >= restarts_before + 1, 30,
+             what='fervid_actor_restarts_total{kind="capture"} to count the restart')
+    others = _others_flowing(watcher, t_fault)
+    recorder("capture completion thread crashed", restarted_after_s=round(t_restarted - t_fault, 2),
+             recovery_s=recovery[name], old_pid=before["pid"], new_pid=new_pid,
+             restarts_total=restarts_counted(port, "capture"), others_max_silence_s=others)
+    assert after["pid"] == new_pid and after["restarted"] is True, after
+    assert after["state"] == "up"
+    for other in set(STREAMS) - {name}:
+        assert others[other] <= UNAFFECTED_SILENCE_S, others
+
+
 # -- sources ------------------------------------------------------------------------------------------
 
 def _short_clip(path, frames: int = 30, fps: float = 15.0) -> None:
@@ -361,6 +397,9 @@ def test_sources_that_never_open_are_down_retried_and_detachable(service, watche
                  what=f"the live streams to keep their in-flight share {share_before}")
         # Watch the retries for a while: 0.5 s doubling, so 4 attempts take 3.5 s, not a busy loop.
         wait_for(lambda: len(mute.accepted) >= 4, 30, interval=0.1, what="four connection attempts at the mute port")
+        wait_for(lambda: stream_status(service, "mute").get("open_attempts", 0) >= 3
+                 and sample_value(scrape(port), "fervid_source_open_attempts_total", stream="mute") >= 3, 10,
+                 what="the mute source's open attempts in status and on /metrics")
         t_end = time.time()
         intervals = [round(b - a, 2) for a, b in zip(mute.accepted, mute.accepted[1:])]
         samples = scrape(port)
@@ -379,6 +418,8 @@ def test_sources_that_never_open_are_down_retried_and_detachable(service, watche
         for name, source in sources.items():
             assert source in downs[name]["last_error"], downs[name]
             assert samples.get(("fervid_stream_up", (("stream", name),))) == 0.0  # present, and down
+            # Never opened, so never reconnected: the attempts are what shows it is being retried.
+            assert downs[name]["reconnects"] == 0 and downs[name]["open_attempts"] >= 1, downs[name]
             assert sample_value(samples, "fervid_frames_processed_total", stream=name) == 0.0
         # Back-off: the n-th wait is at least 0.5 s * 2**n (a busy machine only makes it longer).
         assert len(intervals) >= 3

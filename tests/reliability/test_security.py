@@ -73,7 +73,7 @@ def curve_config(server_secret, authorized):
 def bound_publisher(curve=None):
     """A real ``PublisherSocket`` on a free loopback port (below the ephemeral range, see
     tests/gui/zmq_helpers.py)."""
-    from fervid.services.publisher import PublisherSocket
+    from fervid.comms.publisher_socket import PublisherSocket
 
     for _ in range(100):
         publisher = PublisherSocket(f"tcp://127.0.0.1:{random.randrange(20000, 32000)}", curve)
@@ -291,7 +291,7 @@ def test_messages_on_the_wire_are_encrypted(keys, subs, encrypted):
 def test_publisher_actor_on_ray_serves_curve_and_reports_bad_keys(ray_session, keys, subs):
     """The real ``PublisherActor``: an authorized monitor receives what it publishes, mallory does
     not; a key file gone bad by the time the actor starts is one line from ``check()``."""
-    from fervid.services.detector import Detection
+    from fervid.models.faces import Faces
     from fervid.services.inference import Classification
     from fervid.services.publisher import PublisherActor
     from tests.helpers.zmq_helpers import frame_bgr
@@ -304,10 +304,9 @@ def test_publisher_actor_on_ray_serves_curve_and_reports_bad_keys(ray_session, k
         assert ray.get(actor.check.remote(), timeout=60) is None
         alice = subs(endpoint, b"cam1", keys.server_public, keys.alice_secret)
         mallory = subs(endpoint, b"", keys.server_public, keys.mallory_secret)
-        frame_ref = ray.put(frame_bgr())
         height, width = frame_bgr().shape[:2]
-        detection = Detection(np.array([[10, 20, 60, 60]], np.int32), np.zeros((1, 48, 48), np.uint8), 0.01)
-        classification = Classification(np.full((1, 7), 1 / 7, np.float32), 0.01, 1, 1)
+        faces = Faces(np.array([[10, 20, 60, 60]], np.int32), np.full((1, 7), 1 / 7, np.float32))
+        classification = Classification(faces, 0.01, 0.01)
         deadline = time.monotonic() + WAIT_S
         seq = 0
         while len(alice.messages) < 3:
@@ -315,7 +314,7 @@ def test_publisher_actor_on_ray_serves_curve_and_reports_bad_keys(ray_session, k
             seq += 1
             meta = {"stream": "cam1", "seq": seq, "ts_capture": time.time(), "width": width, "height": height,
                     "fps": 25.0}
-            ray.get(actor.publish.remote(meta, detection, classification, [frame_ref]), timeout=30)
+            ray.get(actor.publish.remote(meta, classification, frame_jpeg()), timeout=30)
             time.sleep(0.05)
             alice.drain()
             mallory.drain()

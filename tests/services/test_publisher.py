@@ -1,5 +1,6 @@
-"""Which streams are watched (from a real XPUB socket's subscription messages), and the message
-the publisher builds for a frame."""
+"""The message the publisher builds for a frame, and the publisher actor on a real Ray: it sends
+what it receives (classified faces, JPEG bytes from the capture actor), never out of order, and
+tells the capture whether anybody watches the stream."""
 from __future__ import annotations
 
 import time
@@ -7,133 +8,12 @@ import time
 import cv2
 import numpy as np
 import pytest
-import zmq
 
-from fervid.models.labels import EMOTIONS
 from fervid.comms.messages import decode_message, encode_message
-from fervid.services.publisher import SubscriptionTracker, build_message
+from fervid.models.faces import Faces
+from fervid.models.labels import EMOTIONS
+from fervid.services.publisher import build_message
 from tests.conftest import OBAMA
-
-
-def tracker_fed(*messages: bytes) -> SubscriptionTracker:
-    tracker = SubscriptionTracker()
-    for message in messages:
-        tracker.feed(message)
-    return tracker
-
-
-def test_nobody_subscribed_means_nothing_is_watched():
-    assert not SubscriptionTracker().is_watched("cam1")
-
-
-def test_empty_subscription_watches_every_stream():
-    """A monitor showing all streams subscribes to b'' (ZMQ's match-everything prefix)."""
-    tracker = tracker_fed(b"\x01")
-    assert tracker.is_watched("cam1") and tracker.is_watched("lobby")
-
-
-def test_subscriptions_match_by_prefix_like_zmq():
-    """'cam' receives cam1 and cam2 from ZMQ, so both count as watched; 'lobby' does not."""
-    tracker = tracker_fed(b"\x01cam")
-    assert tracker.is_watched("cam1") and tracker.is_watched("cam2") and tracker.is_watched("cam")
-    assert not tracker.is_watched("lobby") and not tracker.is_watched("ca")
-
-
-def test_unsubscribe_removes_and_subscriptions_are_counted():
-    """Two subscriptions to one topic need two unsubscriptions before the stream is unwatched."""
-    tracker = tracker_fed(b"\x01cam1", b"\x01cam1", b"\x00cam1")
-    assert tracker.is_watched("cam1")
-    tracker.feed(b"\x00cam1")
-    assert not tracker.is_watched("cam1")
-    tracker.feed(b"\x00cam1")  # one more unsubscribe than subscribes: ignored, no negative count
-    tracker.feed(b"\x01cam1")
-    assert tracker.is_watched("cam1")
-
-
-@pytest.mark.parametrize("noise", [b"", b"\x02cam1", b"cam1", b"\x00never-subscribed"])
-def test_other_messages_are_ignored(noise):
-    """Only subscribe (0x01) and unsubscribe (0x00) messages change anything."""
-    tracker = tracker_fed(noise)
-    assert not tracker.is_watched("cam1")
-    tracker = tracker_fed(b"\x01cam1", noise)
-    assert tracker.is_watched("cam1")
-
-
-@pytest.fixture
-def xpub():
-    """A real XPUB socket on 127.0.0.1 (random port), like the publisher's, and a SUB factory."""
-    context = zmq.Context()
-    socket = context.socket(zmq.XPUB)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.bind("tcp://127.0.0.1:*")
-    endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
-    subs = []
-
-    def subscriber(*topics: bytes):
-        sub = context.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.connect(endpoint)
-        for topic in topics:
-            sub.setsockopt(zmq.SUBSCRIBE, topic)
-        subs.append(sub)
-        return sub
-
-    yield socket, subscriber
-    for sub in subs:
-        sub.close(linger=0)
-    socket.close(linger=0)
-    context.term()
-
-
-def pump(socket, tracker: SubscriptionTracker, until, timeout: float = 10.0) -> list[bytes]:
-    """Feed what the XPUB socket reports into the tracker until ``until()`` holds; returns the bytes."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while not until():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise AssertionError(f"condition not reached; XPUB reported {seen}")
-        if socket.poll(int(min(remaining, 0.1) * 1000)):
-            message = socket.recv()
-            seen.append(message)
-            tracker.feed(message)
-    return seen
-
-
-def test_tracker_follows_real_subscribers_coming_and_going(xpub):
-    """Real SUB sockets subscribe and close; the XPUB reports it and the tracker follows:
-    a stream stays watched while any subscriber for it remains."""
-    socket, subscriber = xpub
-    tracker = SubscriptionTracker()
-    first = subscriber(b"cam")
-    seen = pump(socket, tracker, lambda: tracker.is_watched("cam1"))
-    assert seen == [b"\x01cam"]
-    assert tracker.is_watched("cam2") and not tracker.is_watched("lobby")
-
-    second = subscriber(b"cam", b"lobby")
-    pump(socket, tracker, lambda: tracker.is_watched("lobby"))
-    first.close(linger=0)  # one of two 'cam' subscribers leaves
-    time.sleep(0.3)
-    while socket.poll(200):  # whatever the XPUB reports about it (nothing: 'cam' is still held)
-        tracker.feed(socket.recv())
-    assert tracker.is_watched("cam1")
-
-    second.setsockopt(zmq.UNSUBSCRIBE, b"lobby")
-    pump(socket, tracker, lambda: not tracker.is_watched("lobby"))
-    assert tracker.is_watched("cam1")
-    second.close(linger=0)  # the last subscriber disconnects without unsubscribing
-    seen = pump(socket, tracker, lambda: not tracker.is_watched("cam1"))
-    assert b"\x00cam" in seen
-
-
-def test_tracker_with_a_watch_everything_subscriber(xpub):
-    """A monitor subscribed to b'' makes every stream watched until it disconnects."""
-    socket, subscriber = xpub
-    tracker = SubscriptionTracker()
-    everything = subscriber(b"")
-    pump(socket, tracker, lambda: tracker.is_watched("any-stream"))
-    everything.close(linger=0)
-    pump(socket, tracker, lambda: not tracker.is_watched("any-stream"))
 
 
 def meta(**changes) -> dict:
@@ -155,7 +35,7 @@ def test_build_message_decodes_like_any_received_message():
     jpeg = cv2.imencode(".jpg", cv2.imread(str(OBAMA)))[1].tobytes()
     info = meta()
     before = time.time()
-    message = build_message(info, boxes, probabilities, jpeg)
+    message = build_message(info, Faces(boxes, probabilities), jpeg)
     decoded = decode_message(encode_message(message))
     assert decoded == message
     assert (decoded.stream, decoded.seq, decoded.width, decoded.height) == ("cam1", 12, 640, 360)
@@ -171,6 +51,51 @@ def test_build_message_decodes_like_any_received_message():
 
 def test_build_message_for_an_unwatched_frame_without_faces():
     """No faces and no JPEG (unwatched stream) is still a valid message."""
-    message = build_message(meta(seq=1), np.zeros((0, 4), np.int32), np.zeros((0, 7), np.float32), b"")
+    message = build_message(meta(seq=1), Faces.empty(), b"")
     decoded = decode_message(encode_message(message))
     assert len(decoded.faces) == 0 and decoded.jpeg == b"" and decoded.seq == 1
+
+
+def test_publisher_actor_sends_what_it_is_given_and_says_who_watches(ray_session):
+    """The real actor on Ray with a real SUB socket: ``publish`` takes the classified faces and the
+    capture's JPEG (no frame reference: it never reads a frame), reports ``watched`` once a monitor
+    subscribes, sends the bytes untouched, and refuses a frame older than one already sent."""
+    from fervid.services.inference import Classification
+    from fervid.services.publisher import PublisherActor
+    from tests.helpers.zmq_helpers import frame_bgr, frame_jpeg
+    from tests.services.service_helpers import Subscriber, free_port, wait_for
+
+    ray = ray_session
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    actor = PublisherActor.remote(endpoint, 65)
+    height, width = frame_bgr().shape[:2]
+    faces = Faces(np.array([[10, 20, 60, 60]], np.int32), np.full((1, 7), 1 / 7, np.float32))
+    classification = Classification(faces, detect_seconds=0.02, infer_seconds=0.01)
+    seq = iter(range(1, 10_000))
+
+    def publish(jpeg: bytes = b""):
+        info = meta(seq=next(seq), width=width, height=height, ts_capture=time.time())
+        return ray.get(actor.publish.remote(info, classification, jpeg), timeout=30)
+
+    subscriber = None
+    try:
+        assert ray.get(actor.check.remote(), timeout=60) is None
+        assert ray.get(actor.jpeg_quality.remote(), timeout=30) == 65
+        first = publish()
+        assert first.sent and not first.watched and first.seconds >= 0
+        subscriber = Subscriber(endpoint, ("cam1",))
+        wait_for(lambda: publish().watched, 15, interval=0.05, what="the publisher to see the subscription")
+        received = []
+        wait_for(lambda: publish(frame_jpeg()) and received.extend(subscriber.collect(0.2)) or any(
+            m.jpeg for m in received), 15, interval=0.05, what="a message with its JPEG")
+        message = next(m for m in received if m.jpeg)
+        assert message.jpeg == frame_jpeg() and message.faces == faces
+        assert (message.width, message.height) == (width, height)
+        late = ray.get(actor.publish.remote(meta(seq=1), classification, b""), timeout=30)
+        assert not late.sent and late.watched
+        assert ray.get(actor.last_seq.remote("cam1"), timeout=30) >= message.seq
+    finally:
+        if subscriber is not None:
+            subscriber.close()
+        ray.get(actor.close.remote(), timeout=30)
+        ray.kill(actor)
