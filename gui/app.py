@@ -9,7 +9,6 @@ window's status line, never as a crash or a blocking dialog.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -21,7 +20,9 @@ from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBox
                              QLabel, QLineEdit, QMainWindow, QPushButton, QShortcut, QSizePolicy,
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from fervid.errors import FervidError
 from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
 from fervid.models.faces import Faces
@@ -427,33 +428,38 @@ def _wait_for(window: MainWindow, want_annotation: bool, timeout_s: float) -> st
     return outcome["error"]
 
 
+class AppError(FervidError):
+    """``fervid app`` cannot open its window, or could not show the image or save the screenshot."""
+
+
 def run_app(image: Path | None = None, screenshot: Path | None = None, *,
             recognizer: SharedRecognizer | None = None) -> int:
-    """Open the desktop app, optionally with ``image`` uploaded.
+    """Open the desktop app, optionally with ``image`` uploaded; returns the exit status.
 
     With ``screenshot`` the app does not wait for the user: once the annotation (or, without an
-    image, the loaded model) is shown it saves ``window.grab()`` as PNG and returns — 0 on
-    success, 1 (message on stderr) if the image could not be shown. Without a display it renders
-    offscreen, so docs screenshots can be made on a headless machine.
+    image, the loaded model) is shown it saves ``window.grab()`` as PNG and returns 0. If the
+    image could not be shown, the window (with the reason on it) is still saved and AppError
+    says why; so it does when the PNG cannot be written. A screenshot run without a display
+    renders offscreen, so docs screenshots can be made on a headless machine; an interactive one
+    raises AppError instead of letting Qt abort. Qt's harmless chatter is kept off stderr.
     """
-    if screenshot is not None and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(recognizer=recognizer)
-    window.show()
-    if image is not None:
-        QTimer.singleShot(0, lambda: window.upload_image(Path(image)))
-    if screenshot is None:
-        return app.exec_()
-    error = _wait_for(window, want_annotation=image is not None, timeout_s=SCREENSHOT_TIMEOUT_S)
-    app.processEvents()
-    screenshot = Path(screenshot)
-    saved = window.grab().save(str(screenshot), "PNG")
-    window.close()
+    problem = headless_problem(screenshot is not None, "use --screenshot PNG")
+    if problem:
+        raise AppError(problem)
+    with quiet_qt_messages():
+        app = QApplication.instance() or QApplication(sys.argv[:1])
+        window = MainWindow(recognizer=recognizer)
+        window.show()
+        if image is not None:
+            QTimer.singleShot(0, lambda: window.upload_image(Path(image)))
+        if screenshot is None:
+            return app.exec_()
+        error = _wait_for(window, want_annotation=image is not None, timeout_s=SCREENSHOT_TIMEOUT_S)
+        app.processEvents()
+        saved = window.grab().save(str(screenshot), "PNG")
+        window.close()
     if error is not None:
-        print(f"fervid app: {error}", file=sys.stderr)
-        return 1
+        raise AppError(error)
     if not saved:
-        print(f"fervid app: cannot write screenshot {screenshot}", file=sys.stderr)
-        return 1
+        raise AppError(f"cannot write screenshot {screenshot}")
     return 0

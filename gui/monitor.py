@@ -9,7 +9,6 @@ No Ray here: the monitor talks to the service only through ZMQ.
 """
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
@@ -21,13 +20,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import zmq
-from PyQt5.QtCore import QEventLoop, QRect, Qt, QTimer, pyqtSignal, qInstallMessageHandler
+from PyQt5.QtCore import QEventLoop, QRect, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QPainter, QPixmap
 from PyQt5.QtWidgets import QApplication, QFormLayout, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-from fervid.comms.endpoints import DEFAULT_ENDPOINT
+from fervid.comms.endpoints import DEFAULT_ENDPOINT, EndpointError, check_tcp_endpoint
+from fervid.errors import FervidError
 from fervid.gui.annotate import draw_faces
 from fervid.gui.probability_bars import ProbabilityBars
+from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.comms.receiver import StreamReceiver
 from fervid.comms.messages import StreamMessage
@@ -304,105 +305,71 @@ class MonitorWindow(QWidget):
         super().closeEvent(event)
 
 
-_QT_NOISE = ("propagateSizeHints", "XDG_RUNTIME_DIR not set")
-"""Harmless Qt warnings from the offscreen platform; dropped so errors stay one line on stderr."""
-
-
-def _install_quiet_qt_handler():
-    """Drop known-harmless Qt warnings, pass everything else on; returns the previous handler."""
-    previous = None
-
-    def handler(mode, context, message) -> None:
-        if any(noise in message for noise in _QT_NOISE):
-            return
-        if previous is not None:
-            previous(mode, context, message)
-        else:
-            print(message, file=sys.stderr)
-
-    previous = qInstallMessageHandler(handler)
-    return previous
-
-
-def _headless_problem(bounded: bool) -> str | None:
-    """On a Linux box without a display, a bounded run (``--frames``) renders offscreen;
-    an interactive window cannot be shown, and Qt would abort rather than say so."""
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return None
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return None
-    if bounded:
-        os.environ["QT_QPA_PLATFORM"] = "offscreen"
-        return None
-    return "no display to show the monitor on (set DISPLAY, or use --screenshot PNG --frames N)"
+class MonitorError(FervidError):
+    """The monitor cannot run, or its frames did not come; ``fervid monitor`` prints it as one line."""
 
 
 def run_monitor(stream: str, endpoint: str = DEFAULT_ENDPOINT, screenshot: Path | None = None,
                 frames: int | None = None, *, timeout_s: float = 60.0, server_key: Path | None = None,
-                client_key: Path | None = None) -> int:
-    """Show the monitor for ``stream``; the exit code for ``fervid monitor``.
+                client_key: Path | None = None) -> None:
+    """Show the monitor for ``stream`` (what ``fervid monitor`` runs).
 
-    Interactive (no ``frames``): runs until the window is closed or Ctrl+C, returns 0.
-    With ``frames`` (``screenshot`` implies 1): returns 0 once that many frames have been painted,
-    after saving the window to ``screenshot`` if given; returns 2 with one line on stderr when
-    they do not arrive within ``timeout_s``, or the endpoint, a key file or the screenshot path is
-    unusable. ``server_key`` (the publisher's ``.key``) and ``client_key`` (this monitor's
-    ``.key_secret``) subscribe over ZMQ CURVE.
+    Interactive (no ``frames``): runs until the window is closed or Ctrl+C.
+    With ``frames`` (``screenshot`` implies 1): returns once that many frames have been painted,
+    after saving the window to ``screenshot`` if given. Raises MonitorError (one line) when they
+    do not arrive within ``timeout_s``, or the endpoint, a key file or the screenshot path is
+    unusable; the endpoint is checked before any window or socket exists. ``server_key`` (the
+    publisher's ``.key``) and ``client_key`` (this monitor's ``.key_secret``) subscribe over ZMQ CURVE.
     """
+    try:
+        check_tcp_endpoint(endpoint)
+    except EndpointError as exc:
+        raise MonitorError(str(exc)) from None
     if frames is not None and frames < 1:
-        print("--frames must be at least 1", file=sys.stderr)
-        return 2
+        raise MonitorError("--frames must be at least 1")
     if screenshot is not None and frames is None:
         frames = 1
-    problem = _headless_problem(frames is not None)
+    problem = headless_problem(frames is not None, "use --screenshot PNG --frames N")
     if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    previous_handler = _install_quiet_qt_handler()
-    try:
-        return _run(stream, endpoint, screenshot, frames, timeout_s, server_key, client_key)
-    finally:
-        qInstallMessageHandler(previous_handler)
+        raise MonitorError(problem)
+    with quiet_qt_messages():
+        _run(stream, endpoint, screenshot, frames, timeout_s, server_key, client_key)
 
 
 def _run(stream: str, endpoint: str, screenshot: Path | None, frames: int | None, timeout_s: float,
-         server_key: Path | None = None, client_key: Path | None = None) -> int:
+         server_key: Path | None = None, client_key: Path | None = None) -> None:
     from fervid.comms.curve import CurveKeyError
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "fervid"])
     try:
         window = MonitorWindow(stream, endpoint, server_key=server_key, client_key=client_key)
     except CurveKeyError as exc:
-        print(f"cannot subscribe to {stream!r} on {endpoint}: {exc}", file=sys.stderr)
-        return 2
+        raise MonitorError(f"cannot subscribe to {stream!r} on {endpoint}: {exc}") from None
     except (zmq.ZMQError, ValueError) as exc:
-        print(f"cannot subscribe to {stream!r} on {endpoint}: {getattr(exc, 'strerror', None) or exc}",
-              file=sys.stderr)
-        return 2
+        raise MonitorError(f"cannot subscribe to {stream!r} on {endpoint}: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
     loop = QEventLoop()
-    result = {"code": 0}
+    outcome: dict[str, str | None] = {"error": None}
 
-    def finish(code: int, error: str | None = None) -> None:
-        if error:
-            print(error, file=sys.stderr)
-        result["code"] = code
+    def finish(error: str | None = None) -> None:
+        outcome["error"] = error
         loop.quit()
 
     def on_frame(_seq: int) -> None:
         if frames is None or window.frames_shown < frames or not loop.isRunning():
             return
         if screenshot is not None and not window.grab().save(str(screenshot), "PNG"):
-            finish(2, f"cannot write screenshot {screenshot}")
+            finish(f"cannot write screenshot {screenshot}")
             return
-        finish(0)
+        finish()
 
     def on_timeout() -> None:
         shown = window.frames_shown
         if shown == 0:
             why = f" ({window.receiver.rejected})" if window.receiver.rejected else ""
-            finish(2, f"no frames from stream {stream} on {endpoint}{why}")
+            finish(f"no frames from stream {stream} on {endpoint}{why}")
         else:
-            finish(2, f"only {shown} of {frames} frames from stream {stream} on {endpoint} in {timeout_s:g} s")
+            finish(f"only {shown} of {frames} frames from stream {stream} on {endpoint} in {timeout_s:g} s")
 
     window.frame_shown.connect(on_frame)
     window.closed.connect(loop.quit)
@@ -427,4 +394,5 @@ def _run(stream: str, endpoint: str, screenshot: Path | None, frames: int | None
         window.close()
         window.deleteLater()
         app.processEvents()
-    return result["code"]
+    if outcome["error"]:
+        raise MonitorError(outcome["error"])

@@ -31,10 +31,13 @@ def test_predict_json_finds_one_face_with_seven_probabilities():
     assert len(face["box"]) == 4
 
 
-def test_predict_text_file_is_a_one_line_error(tmp_path):
+def test_predict_text_file_is_a_one_line_error_and_an_error_entry(tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("this is not a picture")
-    assert_one_line_error(run_fervid("predict", text, "--json"), "not an image", "notes.jpg")
+    result = run_fervid("predict", text, "--json")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"fervid predict: error: {text}: not an image (or an unsupported format)"]
+    assert json.loads(result.stdout) == [{"image": str(text), "error": f"{text}: not an image (or an unsupported format)"}]
 
 
 def test_predict_missing_model_is_a_one_line_error(tmp_path):

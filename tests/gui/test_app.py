@@ -14,7 +14,7 @@ import pytest
 from PyQt5.QtGui import QColor, QImage
 
 from fervid.gui.annotate import EMOTION_COLOURS_BGR
-from fervid.gui.app import MainWindow, run_app
+from fervid.gui.app import AppError, MainWindow, run_app
 from fervid.gui.recognition_worker import SharedRecognizer
 from fervid.media.image_io import load_image
 from fervid.models.labels import EMOTIONS
@@ -202,11 +202,13 @@ def test_run_app_screenshot_of_an_uploaded_image(qtbot, shared, tmp_path):
 
 
 def test_run_app_screenshot_reports_a_bad_image(qtbot, shared, tmp_path, capsys):
+    """Raised, not printed: ``fervid app`` prints it as its one ``fervid app: error:`` line."""
     fake = tmp_path / "fake.png"
     fake.write_text("nope")
     shot = tmp_path / "app.png"
-    assert run_app(fake, shot, recognizer=shared) == 1
-    assert "not an image" in capsys.readouterr().err
+    with pytest.raises(AppError, match="^" + str(fake) + ": not an image"):
+        run_app(fake, shot, recognizer=shared)
+    assert capsys.readouterr().err == ""
     assert shot.is_file(), "the window with its error is still captured"
 
 

@@ -18,7 +18,8 @@ import zmq
 from PyQt5.QtGui import QImage
 
 from fervid.gui.annotate import EMOTION_COLOURS_BGR, draw_faces
-from fervid.gui.monitor import LinkState, MonitorState, MonitorWindow, decode_frame, jpeg_dimensions, run_monitor
+from fervid.gui.monitor import (LinkState, MonitorError, MonitorState, MonitorWindow, decode_frame, jpeg_dimensions,
+                                run_monitor)
 from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 from fervid.comms.messages import StreamMessage, encode_message
@@ -318,7 +319,7 @@ def test_run_monitor_saves_a_screenshot_after_n_frames(qapp, tmp_path, capsys):
     try:
         endpoint = feeder.endpoints.get(timeout=10)
         shot = tmp_path / "monitor.png"
-        assert run_monitor("cam1", endpoint, shot, 3, timeout_s=30) == 0
+        run_monitor("cam1", endpoint, shot, 3, timeout_s=30)
     finally:
         feeder.stop.set()
         feeder.join(10)
@@ -328,19 +329,29 @@ def test_run_monitor_saves_a_screenshot_after_n_frames(qapp, tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_run_monitor_reports_no_frames_in_one_line(qapp, tmp_path, capsys):
+def test_run_monitor_reports_no_frames_as_its_error(qapp, tmp_path, capsys):
+    """Raised, not printed: ``fervid monitor`` prints it with its ``fervid monitor: error:`` prefix."""
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     shot = tmp_path / "monitor.png"
-    assert run_monitor("cam1", endpoint, shot, 2, timeout_s=0.5) == 2
-    assert capsys.readouterr().err == f"no frames from stream cam1 on {endpoint}\n"
-    assert not shot.exists()
+    with pytest.raises(MonitorError) as caught:
+        run_monitor("cam1", endpoint, shot, 2, timeout_s=0.5)
+    assert str(caught.value) == f"no frames from stream cam1 on {endpoint}"
+    assert capsys.readouterr().err == "" and not shot.exists()
 
 
-@pytest.mark.parametrize("endpoint, frames", [("not an endpoint", 1), ("tcp://127.0.0.1:5556", 0)])
-def test_run_monitor_rejects_bad_arguments_in_one_line(qapp, tmp_path, capsys, endpoint, frames):
-    assert run_monitor("cam1", endpoint, tmp_path / "x.png", frames, timeout_s=0.5) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.strip()
+@pytest.mark.parametrize("endpoint, frames, problem", [
+    ("not an endpoint", 1, "endpoint must look like tcp://HOST:PORT, got 'not an endpoint'"),
+    ("tcp://127.0.0.1:99999", 1, "endpoint port must be in 1..65535, got 99999 in 'tcp://127.0.0.1:99999'"),
+    ("tcp://127.0.0.1:5556", 0, "--frames must be at least 1"),
+])
+def test_run_monitor_rejects_bad_arguments_before_waiting(qapp, tmp_path, capsys, endpoint, frames, problem):
+    """An impossible port was accepted and the monitor waited for the whole timeout."""
+    started = time.monotonic()
+    with pytest.raises(MonitorError) as caught:
+        run_monitor("cam1", endpoint, tmp_path / "x.png", frames, timeout_s=30)
+    assert str(caught.value) == problem
+    assert time.monotonic() - started < 10, "refused up front, not after the wait for frames"
+    assert capsys.readouterr().err == ""
 
 
 # -- JPEG safety -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -292,14 +293,38 @@ def test_unusual_but_valid_images_show_the_face_upright(images):
     assert digests(*paths) == before
 
 
-def test_predict_stops_at_a_bad_image_in_one_line_and_touches_no_file(images):
-    """``fervid predict`` is all or nothing: a bad image among good ones is one line naming it,
-    exit 2, no partial JSON on stdout, and every input file unchanged."""
+def test_predict_reports_a_bad_image_in_one_line_keeps_the_rest_and_touches_no_file(images):
+    """A bad image among good ones is one line naming it and an entry with its error; the good
+    images' results are all there, exit status 2, and every input file unchanged."""
     paths = [OBAMA, images["cut.png"], TWO_PEOPLE]
     before = digests(*paths)
     result = run_fervid("predict", *paths, "--json")
-    assert_one_line_error(result, "cut.png", "truncated")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("fervid predict: error: ") and "cut.png" in line and "truncated" in line
+    document = json.loads(result.stdout)
+    assert [entry["image"] for entry in document] == list(map(str, paths))
+    assert document[1] == {"image": str(images["cut.png"]), "error": line.removeprefix("fervid predict: error: ")}
+    assert len(document[0]["faces"]) == 1 and len(document[2]["faces"]) == 2
     assert digests(*paths) == before
+
+
+@pytest.mark.parametrize("kind", ["named pipe", "device"])
+def test_the_loader_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path, kind):
+    """Opening a named pipe blocks until something writes to it (``fervid predict`` hung for
+    good), and /dev/zero never ends. Run in a child process, so a hang fails the test instead of
+    stopping the session."""
+    path = tmp_path / "frame.jpg" if kind == "named pipe" else Path("/dev/zero")
+    if kind == "named pipe":
+        os.mkfifo(path)
+    code = ("import sys\nfrom fervid.errors import ImageLoadError\nfrom fervid.media.image_io import load_image\n"
+            "try:\n    load_image(sys.argv[1])\nexcept ImageLoadError as exc:\n    print(exc)\n")
+    try:
+        run = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, text=True, capture_output=True,
+                             timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"load_image blocked on a {kind}") from None
+    assert run.stdout == f"{path}: is a {kind}, not an image file\n", run.stderr
 
 
 # -- videos (the service's capture path) -------------------------------------------------------
@@ -401,6 +426,12 @@ def test_evaluate_names_the_bad_line_of_a_csv(tmp_path, name, text, problem):
     before = digests(path)
     assert_one_line_error(run_fervid("evaluate", "--data", path, "--json", timeout=120), f"{path}{problem}")
     assert digests(path) == before
+
+
+def test_evaluate_with_a_folder_as_data_says_it_is_a_folder(tmp_path):
+    """It said "no such file" about a folder that exists."""
+    assert_one_line_error(run_fervid("evaluate", "--data", tmp_path, timeout=120),
+                          f"{tmp_path}: is a directory, not a CSV file")
 
 
 def test_evaluate_binary_file_as_csv_is_one_line(tmp_path):
