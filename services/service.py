@@ -18,6 +18,7 @@ import ray
 from fervid.errors import FervidError
 from fervid.services.allocator import configure_allocator
 from fervid.services.config import ServiceConfig
+from fervid.services.ray_loopback import keep_loopback
 from fervid.services.runtime import CONTROLLER_NAME, NAMESPACE
 
 
@@ -79,7 +80,7 @@ def prepare_address(address: str) -> None:
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> bool:
-    """Join the cluster at ``address``, or start an embedded Ray when it is ``None``.
+    """Join the cluster at ``address``, or start an embedded Ray on 127.0.0.1 when it is ``None``.
 
     Returns True when this process started Ray (and so must shut it down).
     """
@@ -91,11 +92,17 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
         configure_allocator()
         # "local": a new Ray of our own even when `ray start` left a cluster on this machine (Ray
         # would otherwise join the newest one it finds, and an embedded run would land there).
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
+        # On loopback: none of its listeners is reachable from another machine.
+        with keep_loopback():
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **quiet)
         return True
     prepare_address(address)
     try:
-        ray.init(address=address, **quiet)
+        # So that `fervid status` and the other commands reach such an embedded Ray by its
+        # 127.0.0.1 address (Ray would replace it by this machine's outward one); any other address
+        # is used as before.
+        with keep_loopback():
+            ray.init(address=address, **quiet)
     except ConnectionError as exc:
         raise NoServiceError(f"no Ray cluster at {address}: {str(exc).splitlines()[0][:200]}") from None
     return False
