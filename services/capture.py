@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import ray
 
-from fervid.media.frame_source import FrameSource, StreamState
+from fervid.media.frame_source import FrameSource
 from fervid.media.sources import parse_source
 from fervid.services.config import CaptureConfig, StreamConfig
 from fervid.services.frame_slots import Slot, StreamBook
@@ -300,7 +300,6 @@ class CaptureActor:
     # -- reporting ----------------------------------------------------------------------------
     def _update_gauges(self) -> None:
         b = self._telemetry.buffer
-        b.set("fervid_stream_up", 1.0 if self._source.state is StreamState.UP else 0.0, stream=self._name)
         b.set("fervid_stream_fps", self._book.fps(), stream=self._name)
         b.set("fervid_frames_in_flight", self._book.in_flight, stream=self._name)
         b.set("fervid_stream_watched", 1.0 if self._watched.is_set() else 0.0, stream=self._name)
@@ -355,6 +354,5 @@ class CaptureActor:
         self._reader.join(timeout=timeout_s)
         self._completer.join(timeout=timeout_s)
         self._source.close()
-        self._telemetry.buffer.set("fervid_stream_up", 0.0, stream=self._name)
         self._telemetry.close()
         return self.status()

@@ -23,7 +23,7 @@ from fervid.services.metrics import MetricsBuffer
 from fervid.services.pipeline import Pipeline
 from fervid.services.pool_health import check_pool
 from fervid.services.runtime import was_restarted
-from fervid.services.stream_health import STALLED, StallRule, StreamHealth, Verdict
+from fervid.services.stream_health import UP, StallRule, StreamHealth
 from fervid.services.stream_registry import Poll, StreamRegistry
 
 HEALTH_INTERVAL_S = 1.0
@@ -138,25 +138,27 @@ class Controller:
             return
         if poll.status is None:  # no answer in time, or Ray is restarting it in place
             self._streams.set_status(entry, {**entry.status, "name": name, "state": "restarting"})
+            self._record_verdict(name, "restarting", newly_stalled=False)
             return
         with self._streams.lock:
             if self._streams.get(name) is not entry:  # detached or replaced meanwhile
                 return
             verdict = self._health.observe(name, poll.status, time.monotonic(), pool_answered)
             self._streams.set_status(entry, verdict.annotate(poll.status))
-        if verdict.state == STALLED:
-            self._record_stall(name, verdict)
+        self._record_verdict(name, verdict.state, verdict.newly_stalled)
         if verdict.restart and self._streams.restart(name, entry.handle):
             with self._streams.lock:
                 self._health.restarted(name)
             self._pipeline.count_restart("capture")
 
-    def _record_stall(self, name: str, verdict: Verdict) -> None:
-        """A stalled stream is not up on /metrics either. The capture actor reports its source up,
-        but the usual cause of a stall, a completion thread that hangs, also stops its reports."""
+    def _record_verdict(self, name: str, state: str, newly_stalled: bool) -> None:
+        """``fervid_stream_up`` has one writer, this verdict, so /metrics and ``fervid status``
+        always agree: a stream is up only while its source delivers and its frames are processed.
+        (When the capture actor also wrote it, a stall whose completion thread still ran flipped
+        the gauge between its 1 and this 0.)"""
         metrics = MetricsBuffer()
-        metrics.set("fervid_stream_up", 0.0, stream=name)
-        if verdict.newly_stalled:
+        metrics.set("fervid_stream_up", 1.0 if state == UP else 0.0, stream=name)
+        if newly_stalled:
             metrics.inc("fervid_stream_stalls_total", stream=name)
         self._streams.record(name, metrics)
 

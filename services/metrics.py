@@ -48,7 +48,9 @@ SERIES: dict[str, SeriesSpec] = {
     "fervid_inference_batch_size": SeriesSpec("histogram", "Faces per model call.", (), BATCH_BUCKETS),
     "fervid_inference_batch_frames": SeriesSpec(
         "histogram", "Frames (from any streams) whose faces shared one model call.", (), BATCH_BUCKETS),
-    "fervid_stream_up": SeriesSpec("gauge", "1 while the source delivers frames, else 0.", ("stream",)),
+    "fervid_stream_up": SeriesSpec(
+        "gauge", "1 while the source delivers frames and they are processed (the controller's verdict), else 0.",
+        ("stream",)),
     "fervid_stream_fps": SeriesSpec("gauge", "Frames per second read from the source.", ("stream",)),
     "fervid_stream_watched": SeriesSpec("gauge", "1 while some monitor subscribes to the stream.", ("stream",)),
     "fervid_frames_in_flight": SeriesSpec("gauge", "Frames of the stream inside the pipeline.", ("stream",)),
