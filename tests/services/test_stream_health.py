@@ -238,3 +238,13 @@ def test_a_stalled_stream_never_reads_up_in_the_status_line():
     assert " up" not in line and "old outage" not in line
     healthy = format_status_line({"name": "cam", "state": "up", "fps": 10.0, "frames_processed": 5, "stalls": 0})
     assert healthy == "cam: up, 10.0 fps, 5 processed"
+
+
+def test_the_status_line_of_a_source_being_retried_counts_its_open_attempts():
+    """A source that never opened has 0 reconnects for ever; its open attempts show it is retried."""
+    down = {"name": "cam", "state": "down", "frames_processed": 0, "reconnects": 0, "open_attempts": 7,
+            "last_error": "cannot open rtsp://cam.invalid/1"}
+    assert format_status_line(down) == ("cam: down, 0 processed, 0 reconnects, 7 open attempts, "
+                                        "(cannot open rtsp://cam.invalid/1)")
+    up = {"name": "cam", "state": "up", "frames_processed": 3, "open_attempts": 1}
+    assert "open attempts" not in format_status_line(up)
