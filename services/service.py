@@ -75,7 +75,8 @@ def _use_token_auth_for_explicit_address() -> None:
 def prepare_address(address: str) -> None:
     """Before ``ray.init(address)``: fail fast for an unreachable cluster, and bring the token."""
     _check_reachable(address)
-    if address != "auto":
+    # ``auto`` with RAY_ADDRESS=HOST:PORT is an explicit address to Ray, so it needs the token too.
+    if address != "auto" or os.environ.get("RAY_ADDRESS", "auto") != "auto":
         _use_token_auth_for_explicit_address()
 
 

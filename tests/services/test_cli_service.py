@@ -6,6 +6,7 @@ session's) on free ports, and checks what the user sees and that nothing is left
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -65,6 +66,12 @@ def test_up_runs_for_its_duration_and_stops_cleanly(tmp_path):
         status = run_fervid("status", "--json", "--address", address, timeout=120)
         assert status.returncode == 0, status.stderr
         assert [s["name"] for s in json.loads(status.stdout)["streams"]] == ["sample"]
+        # The address may come from RAY_ADDRESS instead of --address (the token must travel too).
+        env = {key: value for key, value in os.environ.items() if key != "RAY_AUTH_MODE"}
+        by_env = subprocess.run([sys.executable, "-m", "fervid.cli.main", "status", "--json"], cwd=REPO, text=True,
+                                capture_output=True, timeout=120, env={**env, "RAY_ADDRESS": address})
+        assert by_env.returncode == 0, by_env.stderr
+        assert [s["name"] for s in json.loads(by_env.stdout)["streams"]] == ["sample"]
         stdout, stderr = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
