@@ -1,7 +1,7 @@
 """DetectorActor: Haar face boxes and 48x48 crops for frames from any stream.
 
 A pool of these shares the CPUs. Each sets OpenCV to one thread so that the actors, not
-OpenCV's internal threads, divide the cores (design.md). A frame arrives as an object-store
+OpenCV's internal threads, divide the cores (docs/architecture.md, "Actors"). A frame arrives as an object-store
 reference resolved in place (no copy on the same node); only boxes and crops come back.
 """
 from __future__ import annotations
