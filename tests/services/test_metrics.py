@@ -215,3 +215,14 @@ def test_shipper_survives_a_failing_send():
         assert dict(calls[1]["inc"]) == {("fervid_faces_total", (("stream", "a"),)): 2.0}
     finally:
         shipper.stop()
+
+
+def test_every_series_is_documented_for_operators():
+    """The metric tables in docs/architecture.md and docs/monitoring.md name every series in SERIES."""
+    import re
+
+    from tests.conftest import REPO
+
+    for doc in ("docs/architecture.md", "docs/monitoring.md"):
+        listed = set(re.findall(r"^\| `(fervid_\w+)` \|", (REPO / doc).read_text(), re.M))
+        assert set(SERIES) <= listed, f"{doc} lacks {sorted(set(SERIES) - listed)}"
