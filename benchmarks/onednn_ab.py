@@ -80,6 +80,7 @@ def verdict(batches: Sequence[dict]) -> str:
 
 def run(pairs: int, quick: bool) -> dict:
     started = time.perf_counter()
+    load_before = os.getloadavg()
     runs = []
     for number, setting in enumerate(order(pairs), 1):
         common.log(f"run {number}/{2 * pairs}: benchmarks.inference with TF_ENABLE_ONEDNN_OPTS={SETTINGS[setting]}")
@@ -91,6 +92,8 @@ def run(pairs: int, quick: bool) -> dict:
         "machine": runs[0][1]["machine"],  # from a run: this process never loads TensorFlow
         "parameters": {"pairs": pairs, "quick": quick, "order": [setting for setting, _ in runs],
                        "inference_rounds_per_run": runs[0][1]["parameters"]["rounds"]},
+        # 1-minute load average before and after: other work on a shared box blurs small differences
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "runs": [{"onednn": setting, "banner_seen": result["onednn_banner_seen"], "backend": result["backend"],
                   "faces_per_s": {entry["batch_size"]: entry["faces_per_s"] for entry in result["batches"]},
                   "baseline_faces_per_s": result["baseline"]["faces_per_s"], "elapsed_s": result["elapsed_s"]}

@@ -28,6 +28,7 @@ def test_quick_ab_runs_each_setting_in_its_own_process(tmp_path):
         assert entry["on_over_off"] == pytest.approx(entry["faces_per_s_on"] / entry["faces_per_s_off"], abs=1e-3)
     assert result["serving_verdict"] == verdict(result["batches"])
     assert result["machine"]["keras_backend"] == "tensorflow"
+    assert set(result["load_average_1min"]) == {"before", "after"}
 
 
 def test_pairs_alternate_their_order():
