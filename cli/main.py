@@ -26,7 +26,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="fervid", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="fervid", description="Facial expression recognition: still images, "
+                           "training, and many camera streams on Ray (fervid COMMAND --help for each command).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # sub-parsers: OneLineParser too
     for group in (recognition, training, service, viewers):
         group.add_parsers(sub)
