@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from fervid.cli import recognition, service, training, viewers
 from fervid.cli.output import EXIT_USER_ERROR, error_line, json_document_mode
+from fervid.models.backend_env import INTERACTIVE, SERVING, TRAINING
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,12 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TENSORFLOW_PURPOSE = {"train": TRAINING, "predict": INTERACTIVE, "evaluate": INTERACTIVE, "app": INTERACTIVE}
+"""How each command that runs TensorFlow in its own process sets it up (models.backend_env says why);
+the others (``up``...) only pass the log level on to the Ray workers they start."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    from fervid.models.backend_env import TRAINING, SERVING, configure_tensorflow
+    from fervid.models.backend_env import configure_tensorflow
 
     args = build_parser().parse_args(argv)
     # Before anything imports Keras; Ray workers started by this process inherit it.
-    configure_tensorflow(TRAINING if args.command == "train" else SERVING)
+    configure_tensorflow(TENSORFLOW_PURPOSE.get(args.command, SERVING))
     from fervid.errors import FervidError
 
     try:

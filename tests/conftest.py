@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from fervid.media.samples import SAMPLE_CLIP, TWO_PEOPLE
-from fervid.models.backend_env import configure_tensorflow
+from fervid.models.backend_env import TRAINING, configure_tensorflow
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-configure_tensorflow()  # what the CLI and the actors do at start-up
+configure_tensorflow(TRAINING)  # the suite trains in this process, where oneDNN crashed
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"

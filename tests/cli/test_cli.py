@@ -40,6 +40,25 @@ def test_predict_text_file_is_a_one_line_error_and_an_error_entry(tmp_path):
     assert json.loads(result.stdout) == [{"image": str(text), "error": f"{text}: not an image (or an unsupported format)"}]
 
 
+def test_errors_stay_one_line_without_the_test_sessions_tensorflow_settings(tmp_path):
+    """The suite turns oneDNN off for itself; a user's shell does not, and TensorFlow then prints a
+    banner on stderr at import. The command's own setting must keep stderr to the one error line."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-m", "fervid.cli.main", "predict", str(OBAMA), str(text)], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"fervid predict: error: {text}: not an image (or an unsupported format)"]
+    assert "1 face" in result.stdout
+
+
 def test_predict_missing_model_is_a_one_line_error(tmp_path):
     assert_one_line_error(run_fervid("predict", OBAMA, "--model", tmp_path / "gone.keras"),
                           "model file", "not found")

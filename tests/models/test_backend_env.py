@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from fervid.models.backend_env import SERVING, TRAINING, configure_tensorflow
+from fervid.models.backend_env import INTERACTIVE, SERVING, TRAINING, configure_tensorflow
 
 BANNER = "oneDNN custom operations are on"
 
@@ -39,9 +39,11 @@ def test_serving_keeps_tensorflows_default_onednn_on():
     assert setting == "unset" and BANNER in stderr
 
 
-def test_training_turns_onednn_off():
-    setting, stderr = tensorflow_started(TRAINING, None)
-    assert setting == "0" and BANNER not in stderr
+@pytest.mark.parametrize("purpose", [TRAINING, INTERACTIVE])
+def test_training_and_terminal_commands_turn_onednn_off(purpose):
+    """Training crashed with it; terminal commands would get its banner on stderr."""
+    setting, stderr = tensorflow_started(purpose, None)
+    assert setting == "0" and BANNER not in stderr and "absl::InitializeLog" not in stderr
 
 
 @pytest.mark.parametrize(("purpose", "explicit", "banner"), [(TRAINING, "1", True), (SERVING, "0", False)])
