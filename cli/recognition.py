@@ -45,6 +45,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from fervid.training.evaluate import evaluate
 
     check_png_destination(args.confusion_png, "--confusion-png")
+    if args.confusion_png:
+        from fervid.extras import TRAINING, require
+
+        require(TRAINING, "fervid evaluate --confusion-png")
     data = load_fer2013(args.data, usage=args.split)
     classifier = EmotionClassifier.load(args.model, flip_average=not args.no_flip)
     report = evaluate(classifier, data.pixels, data.labels)

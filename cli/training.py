@@ -18,8 +18,10 @@ def flag_for(key: str) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from fervid.errors import FervidError
+    from fervid.extras import TRAINING, require
     from fervid.training.config import TrainConfig
 
+    require(TRAINING, "fervid train")
     config = TrainConfig.parse({
         "data": args.data, "ferplus": args.ferplus, "epochs": args.epochs, "batch_size": args.batch_size,
         "workers": args.workers, "use_gpu": args.use_gpu, "limit": args.limit, "out": args.out,

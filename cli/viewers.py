@@ -10,11 +10,13 @@ import argparse
 from pathlib import Path
 
 from fervid.cli.checks import check_png_destination
+from fervid.extras import GUI, require
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from fervid.errors import FervidError
 
+    require(GUI, "fervid monitor")
     if (args.screenshot is None) != (args.frames is None):
         raise FervidError("--screenshot and --frames go together")
     if args.client_key is not None and args.server_key is None:
@@ -34,6 +36,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    require(GUI, "fervid app")
     check_png_destination(args.screenshot, "--screenshot")
     if args.image is not None:
         from fervid.media.image_io import load_image

@@ -12,8 +12,9 @@ What a user of ``pip install fervid[cpu]`` gets, checked end to end:
    --duration 15`` without ``--config`` serves the bundled clip (its last status line counts processed
    frames);
 4. what the core install leaves out says so: the gui, training and bench extras are reported missing,
-   a benchmark that needs the bench extra names it, and an installed benchmark asks for the input its
-   checkout default would have supplied.
+   a benchmark that needs the bench extra names it, ``fervid app``, ``monitor`` and ``train`` name the
+   extra they need in one line (exit 2), and an installed benchmark asks for the input its checkout
+   default would have supplied.
 
     python tests/packaging/check_wheel.py [--keep DIR]
 
@@ -185,6 +186,14 @@ def check(workdir: Path) -> None:
            and len(bench.stderr.strip().splitlines()) == 1,
            f"the pipeline benchmark without the bench extra: exit {bench.returncode}, {bench.stderr.strip()[-300:]!r}")
     ok(f"without the bench extra: {bench.stderr.strip()}")
+    for command, extra in ((["app"], "gui"), (["monitor", "sample"], "gui"),
+                           (["train", "--data", str(photo)], "training")):
+        refused = run([str(fervid), *command], cwd=outside, timeout=120)
+        expect(refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+                   f"fervid {command[0]}: error: fervid {command[0]} needs fervid's '{extra}' extra, which is not "
+                   f"installed (missing {', '.join(absent[extra])}): pip install 'fervid[{extra}]'"],
+               f"fervid {command[0]} without the {extra} extra: exit {refused.returncode}, {refused.stderr.strip()!r}")
+        ok(f"fervid {command[0]} without the {extra} extra: {refused.stderr.strip()}")
 
     up = run([str(fervid), "up", "--duration", str(UP_SECONDS)], cwd=outside, timeout=UP_SECONDS + 300)
     expect(up.returncode == 0, f"fervid up failed (exit {up.returncode}): {last_line(up.stderr)}")
