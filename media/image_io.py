@@ -8,14 +8,13 @@ metadata: a damaged EXIF block is ignored (the picture is intact), never an erro
 from __future__ import annotations
 
 import io
-import os
-import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from fervid.errors import ImageLoadError
+from fervid.media.files import check_regular_file
 
 MAX_IMAGE_PIXELS: int = 64_000_000
 """Largest image accepted (64 megapixels, about 200 MB decoded as BGR)."""
@@ -61,29 +60,13 @@ def _to_bgr(image) -> np.ndarray:
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
 
-def _check_regular_file(path: str | Path, name: str) -> None:
-    """Refuse what is not a regular file before opening it: opening a named pipe blocks until a
-    writer comes (forever, for ``fervid predict``), and /dev/zero never ends."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise ImageLoadError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise ImageLoadError(f"{name}: cannot open ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(mode):
-        raise ImageLoadError(f"{name}: is a directory, not an image")
-    if not stat.S_ISREG(mode):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise ImageLoadError(f"{name}: is {kind}, not an image file")
-
-
 def load_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode an image file (or its bytes) into an 8-bit BGR array, or raise ImageLoadError."""
     from PIL import Image, UnidentifiedImageError
 
     name = "image bytes" if isinstance(source, (bytes, bytearray)) else str(source)
     if not isinstance(source, (bytes, bytearray)):
-        _check_regular_file(source, name)
+        check_regular_file(source, "an image file", ImageLoadError)
     try:
         handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
     except OSError as exc:  # removed or changed since the check above

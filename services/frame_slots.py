@@ -190,12 +190,16 @@ class StreamBook(Generic[T]):
 
     def dropped(self, slot_id: int, stage: str) -> bool:
         """A frame failed at ``stage``. False when it was no longer in flight."""
+        return self._drop(slot_id, stage, stuck=False)
+
+    def _drop(self, slot_id: int, stage: str, stuck: bool) -> bool:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}")
         with self._cond:
             if self._entries.pop(slot_id, None) is None:
                 return False
             self._counts.dropped[stage] += 1
+            self._counts.stuck += int(stuck)
             self._cond.notify_all()
             return True
 
@@ -208,15 +212,7 @@ class StreamBook(Generic[T]):
 
     def give_up(self, slot_id: int, stage: str) -> bool:
         """Forget a stuck frame, counting it as dropped at ``stage`` (the first that had not finished)."""
-        if stage not in STAGES:
-            raise ValueError(f"unknown stage {stage!r}")
-        with self._cond:
-            if self._entries.pop(slot_id, None) is None:
-                return False
-            self._counts.dropped[stage] += 1
-            self._counts.stuck += 1
-            self._cond.notify_all()
-            return True
+        return self._drop(slot_id, stage, stuck=True)
 
     def take_waiting(self) -> Slot | None:
         """Admit the waiting frame if a slot is free (``None`` otherwise, or when nothing waits)."""

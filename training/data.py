@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fervid.errors import FervidError
+from fervid.media.files import check_regular_file
 from fervid.models.labels import NUM_CLASSES
 from fervid.models.preprocessing import FACE_SIZE
 
@@ -74,17 +74,7 @@ def _open_text(path: Path) -> io.TextIOBase:
     gzip, and a plain CSV named ``.gz`` as plain text. Only regular files are opened: a named
     pipe or a device would block or never end.
     """
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(mode):
-        raise DataError(f"{path}: is a directory, not a CSV file")
-    if not stat.S_ISREG(mode):
-        kind = "a named pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        raise DataError(f"{path}: is {kind}, not a CSV file")
+    check_regular_file(path, "a CSV file", DataError)
     with open(path, "rb") as probe:
         packed = probe.read(len(GZIP_MAGIC)) == GZIP_MAGIC
     if packed:
