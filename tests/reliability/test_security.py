@@ -452,7 +452,7 @@ def test_monitor_with_bad_key_options_is_a_one_line_error(keys, args, fragment):
     assert result.stderr.strip().count("\n") == 0 and fragment in result.stderr, result.stderr
 
 
-def test_fervid_monitor_subscribes_over_curve(keys, tmp_path, capsys):
+def test_fervid_monitor_subscribes_over_curve(keys, tmp_path):
     """The real ``fervid monitor`` with --server-key and --client-key renders frames from a CURVE
     publisher; the same command without the keys gets none (its own time-out, one line)."""
     publisher = bound_publisher(curve_config(keys.server_secret, keys.authorized))
@@ -473,14 +473,15 @@ def test_fervid_monitor_subscribes_over_curve(keys, tmp_path, capsys):
                             "--client-key", keys.alice_secret, "--screenshot", shot, "--frames", "3", timeout=120)
         assert result.returncode == 0, result.stderr
         assert shot.stat().st_size > 1000
-        from fervid.gui.monitor import run_monitor
+        from fervid.gui.monitor import MonitorError, run_monitor
 
         # In this process, with a short time-out: the plain monitor and mallory's see nothing.
-        assert run_monitor("cam1", publisher.endpoint, tmp_path / "plain.png", 1, timeout_s=SILENCE_S) == 2
-        capsys.readouterr()
-        assert run_monitor("cam1", publisher.endpoint, tmp_path / "mallory.png", 1, timeout_s=SILENCE_S,
-                           server_key=keys.server_public, client_key=keys.mallory_secret) == 2
-        error = capsys.readouterr().err.strip()
+        with pytest.raises(MonitorError):
+            run_monitor("cam1", publisher.endpoint, tmp_path / "plain.png", 1, timeout_s=SILENCE_S)
+        with pytest.raises(MonitorError) as refused:
+            run_monitor("cam1", publisher.endpoint, tmp_path / "mallory.png", 1, timeout_s=SILENCE_S,
+                        server_key=keys.server_public, client_key=keys.mallory_secret)
+        error = str(refused.value)
         assert error.count("\n") == 0 and "rejected this monitor's key" in error, error
         assert not (tmp_path / "plain.png").exists() and not (tmp_path / "mallory.png").exists()
     finally:
