@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from fervid.comms.endpoints import DEFAULT_ENDPOINT, EndpointError, check_tcp_endpoint
 from fervid.errors import FervidError
+from fervid.validation import first_problem
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.face_detector import DetectorParams
 from fervid.services.placement import check_selector
@@ -238,17 +239,13 @@ def default_stream() -> StreamConfig:
 
 def format_validation_error(error: ValidationError, origin: str) -> str:
     """One line naming the first offending key (and how many other problems there are)."""
-    errors = error.errors()
-    # A misspelt key also makes the real key "missing": name the typo, which is the cause.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    first, more = first_problem(error)
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         message = f"unknown key {location!r}"
     else:
         message = f"{location}: {first['msg'].removeprefix('Value error, ')}"
-    others = error.error_count() - 1
-    suffix = f" (and {others} more problem{'s' if others > 1 else ''})" if others else ""
-    return f"{origin}: {message}{suffix}"
+    return f"{origin}: {message}{more}"
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:

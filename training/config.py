@@ -19,6 +19,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fervid.errors import FervidError
+from fervid.validation import first_problem
 
 MIN_ROWS = 20
 """Fewest Training rows a run can use: a stratified validation slice is split off them."""
@@ -109,8 +110,7 @@ def run_folder_problem(out: Path) -> str | None:
 
 def describe_error(error: ValidationError, name: Callable[[str], str] = str) -> str:
     """One line: the first offending setting (an unknown key before the rest), its value and why."""
-    errors = error.errors()
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    first, more = first_problem(error)
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         message = f"unknown key {key!r}"
@@ -119,8 +119,7 @@ def describe_error(error: ValidationError, name: Callable[[str], str] = str) -> 
     else:
         why = first["msg"].removeprefix("Value error, ").replace("Input should be", "must be", 1)
         message = f"{name(key)} {_shown(first['input'])}: {why}"
-    others = error.error_count() - 1
-    return message + (f" (and {others} more problem{'s' if others > 1 else ''})" if others else "")
+    return message + more
 
 
 def _shown(value: object) -> str:
