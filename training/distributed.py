@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from fervid.errors import FervidError
+from fervid.media.files import check_regular_file
 from fervid.training.config import TrainConfig
 
 HISTORY_FIELDS = ("epoch", "accuracy", "loss", "val_accuracy", "val_loss")
@@ -138,8 +139,7 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
     from fervid.training.trainer import check_resumable, create_run_folder
 
     out = config.out.resolve()
-    if not config.data.is_file():
-        raise FervidError(f"{config.data}: no such file")
+    check_regular_file(config.data, "a CSV file", FervidError)  # the workers read it; a folder is not "no such file"
     create_run_folder(out)
     if not ray.is_initialized():
         if address:  # a cluster (a RayJob, `ray job submit`): its nodes bring their own CPUs
