@@ -114,6 +114,8 @@ class CaptureActor:
         self._detectors, self._inference, self._publisher = list(detectors), list(inference), publisher
         self._watched = threading.Event()
         """Set while the publisher reports a subscriber for this stream: frames are JPEG-encoded then."""
+        self._watched_as_of = 0.0
+        """``ts_publish`` of the publish result that last set ``_watched`` (completer thread only)."""
         self._faults: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._reported = {"reconnects": 0, "open_attempts": 0}
         self._started_at = time.time()
@@ -237,10 +239,13 @@ class CaptureActor:
         except Exception:
             self._drop(slot_id, self._failed_stage(chain))
             return
-        if published.watched:
-            self._watched.set()
-        else:
-            self._watched.clear()
+        # Results complete out of order: only the most recent publish says who watches now.
+        if published.ts_publish >= self._watched_as_of:
+            self._watched_as_of = published.ts_publish
+            if published.watched:
+                self._watched.set()
+            else:
+                self._watched.clear()
         if not published.sent:
             self._drop(slot_id, "publish")  # older than a frame already sent
             return
