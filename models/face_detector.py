@@ -14,6 +14,11 @@ import numpy as np
 
 from fervid.errors import ModelLoadError
 from fervid.models.preprocessing import to_grey
+from fervid.models.scan_plan import ScanPlan
+from fervid.models.tracker import iou_matrix
+
+DUPLICATE_IOU = 0.5
+"""Boxes from different regions overlapping this much are one face."""
 
 CASCADE_NAME = "haarcascade_frontalface_default.xml"
 
@@ -79,3 +84,47 @@ class HaarFaceDetector:
         boxes[:, 2] = np.minimum(boxes[:, 2], width - boxes[:, 0])
         boxes[:, 3] = np.minimum(boxes[:, 3], height - boxes[:, 1])
         return boxes
+
+    def detect_plan(self, image: np.ndarray, plan: ScanPlan) -> np.ndarray:
+        """Boxes found by running ``plan``: the full scan, or each region cut out and scanned for
+        faces of its size range only, at full resolution (``minSize`` already skips the small
+        pyramid levels, so ``downscale`` has nothing left to save)."""
+        grey = to_grey(image)
+        if plan.full:
+            return self.detect(grey)
+        height, width = grey.shape[:2]
+        found = []
+        for (x, y, w, h), lo, hi in zip(plan.regions, plan.min_sizes, plan.max_sizes):
+            x0, y0 = max(0, int(x)), max(0, int(y))
+            x1, y1 = min(width, int(x) + int(w)), min(height, int(y) + int(h))
+            lo = max(1, int(lo))
+            if x1 - x0 < lo or y1 - y0 < lo:
+                continue
+            region = grey[y0:y1, x0:x1]
+            scale = min(1.0, plan.face_px / lo) if plan.face_px else 1.0
+            if scale < 1.0:
+                region = cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            small_lo = max(1, int(lo * scale))
+            small_hi = int(np.ceil(hi * scale)) if hi > 0 else 0
+            boxes = self._cascade.detectMultiScale(
+                region, scaleFactor=self.params.scale_factor, minNeighbors=self.params.min_neighbors,
+                minSize=(small_lo, small_lo), maxSize=(small_hi, small_hi))
+            if len(boxes):
+                boxes = np.round(np.asarray(boxes, np.float64) / scale).astype(np.int32)
+                found.append(boxes + np.array([x0, y0, 0, 0], np.int32))
+        if not found:
+            return np.zeros((0, 4), dtype=np.int32)
+        return _without_duplicates(np.concatenate(found))
+
+
+def _without_duplicates(boxes: np.ndarray) -> np.ndarray:
+    """Keep the first of any boxes overlapping by ``DUPLICATE_IOU`` or more (regions do not
+    overlap, but a face on the border of two may be found in both)."""
+    if len(boxes) < 2:
+        return boxes
+    overlap = iou_matrix(boxes, boxes)
+    keep: list[int] = []
+    for i in range(len(boxes)):
+        if all(overlap[i, j] < DUPLICATE_IOU for j in keep):
+            keep.append(i)
+    return boxes[keep]

@@ -1,0 +1,125 @@
+"""``StreamTracking``: one video stream's tracks, scan plans and smoothed expressions.
+
+Every path that reads video (the service's capture actors, the desktop app, ``fervid analyze``)
+holds one of these per stream, so they share one tracker, one planner and one smoother. Two calls
+drive it, each in frame order:
+
+- ``plan(ts, image)`` before detection: motion, the live tracks' predicted boxes, and the plan;
+- ``apply(ts, plan, faces)`` after classification: detections to tracks, each face's track id and
+  smoothed row.
+
+In the service the two orders are the same but run apart: a frame's plan is made when it is read,
+its ``apply`` when its results come back, with up to ``max_in_flight`` frames between. The regions'
+margins absorb that lag; the tracker does not count a miss where a plan did not look. With
+``enabled = False`` every plan is a full scan and faces come back untouched (no ids, no smoothing):
+the behaviour before tracking, kept for comparison.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fervid.models.faces import Faces
+from fervid.models.motion import MotionDetector
+from fervid.models.scan_plan import PlanParams, ScanPlan, ScanPlanner
+from fervid.models.smoothing import ExpressionSmoother
+from fervid.models.tracker import FaceTracker, TrackerParams
+
+
+@dataclass(frozen=True)
+class TrackingParams:
+    enabled: bool = True
+    plan: PlanParams = field(default_factory=PlanParams)
+    tracker: TrackerParams = field(default_factory=TrackerParams)
+    smoothing_half_life_s: float = 0.5
+    """Half-life of the expression average (0: no smoothing)."""
+
+
+@dataclass
+class TrackingCounts:
+    """Totals since the stream started (the service turns their growth into metrics)."""
+
+    frames: int = 0
+    full_scans: int = 0
+    region_scans: int = 0
+    """Regions scanned, summed over frames (a frame with two regions counts two)."""
+    pixels_scanned: int = 0
+    tracks_started: int = 0
+    tracks_ended: int = 0
+
+
+class StreamTracking:
+    """Tracks, plans and smoothing for one stream. ``plan`` and ``apply`` may run on different
+    threads, but each must be called in frame order, and not concurrently with itself."""
+
+    def __init__(self, params: TrackingParams | None = None):
+        self.params = params or TrackingParams()
+        self._planner = ScanPlanner(self.params.plan)
+        self._tracker = FaceTracker(self.params.tracker)
+        self._smoother = ExpressionSmoother(self.params.smoothing_half_life_s)
+        self._motion = MotionDetector() if self.params.plan.motion else None
+        self.counts = TrackingCounts()
+        self._snapshot = _Snapshot(0.0, np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4)), frozenset())
+
+    @property
+    def enabled(self) -> bool:
+        return self.params.enabled
+
+    @property
+    def tracks_alive(self) -> int:
+        return len(self._snapshot.ids)
+
+    def plan(self, ts: float, image: np.ndarray) -> ScanPlan:
+        """The scan plan for the frame read at ``ts``."""
+        if not self.enabled:
+            plan = ScanPlan.full_scan("off")
+        else:
+            motion = self._motion.update(image) if self._motion is not None else None
+            tracks = self._snapshot
+            height, width = image.shape[:2]
+            plan = self._planner.plan(width, height, tracks.at(ts), tracks.ids, tracks.lost, motion)
+        height, width = image.shape[:2]
+        self.counts.frames += 1
+        self.counts.full_scans += int(plan.full)
+        self.counts.region_scans += len(plan)
+        self.counts.pixels_scanned += plan.pixels(width, height)
+        return plan
+
+    def apply(self, ts: float, plan: ScanPlan, faces: Faces) -> Faces:
+        """The frame's classified faces with their track ids and smoothed rows."""
+        if not self.enabled:
+            return faces
+        update = self._tracker.update(ts, faces.boxes, plan.areas)
+        self.counts.tracks_started += len(update.started)
+        self.counts.tracks_ended += len(update.ended)
+        self._smoother.forget(update.ended)
+        smoothed = (self._smoother.update(ts, update.ids, faces.probabilities)
+                    if faces.probabilities is not None else None)
+        self._publish_snapshot(ts)
+        return faces.with_tracks(update.ids, smoothed)
+
+    def _publish_snapshot(self, ts: float) -> None:
+        """Hand the tracks to ``plan`` (which may run on another thread) as one tuple swap."""
+        tracks = self._tracker.tracks
+        after = self.params.plan.full_scan_after_misses
+        self._snapshot = _Snapshot(
+            ts, np.array([t.id for t in tracks], np.int64),
+            np.array([t.predicted(ts) for t in tracks], np.float64).reshape(-1, 4),
+            np.array([t.velocity for t in tracks], np.float64).reshape(-1, 4),
+            frozenset(t.id for t in tracks if t.misses >= after))
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """The live tracks as ``apply`` left them, for ``plan``: replaced whole, never changed."""
+
+    ts: float
+    ids: np.ndarray
+    boxes: np.ndarray
+    velocities: np.ndarray
+    lost: frozenset[int]
+
+    def at(self, ts: float) -> np.ndarray:
+        """The boxes moved on to ``ts`` (a plan is made for a frame newer than the last result)."""
+        return self.boxes + self.velocities * max(0.0, ts - self.ts)
