@@ -72,10 +72,48 @@ def _number(header: dict, key: str, kind: type) -> float | int:
 BOX_LIMIT = 2 ** 31 - 1
 """Box coordinates travel as int32 (``Faces.boxes``); anything larger is not a face in a frame."""
 
+TRACK_LIMIT = 2 ** 53
+"""Track ids are below this: the largest integers a JSON reader that parses numbers as doubles
+(JavaScript, many others) still reads exactly, so every subscriber sees the same id."""
 
-def _face(raw: object) -> tuple[list[int], list[float]]:
-    """One face's box and probabilities in ``EMOTIONS`` order, checked; ``emotion`` and
-    ``confidence`` are checked too, though ``Faces`` derives them from the probabilities."""
+LABEL_TOLERANCE = 1e-6
+"""How far ``confidence`` may be from the smoothed row's maximum: both are rounded to 6 digits."""
+
+
+@dataclass(frozen=True)
+class _Face:
+    """One face as read off the wire, checked: its columns for ``Faces``."""
+
+    box: list[int]
+    probabilities: list[float]
+    track: int | None
+    smoothed: list[float] | None
+
+
+_ROW_NAMES = {"probabilities": "probability", "smoothed": "smoothed probability"}
+
+
+def _row(raw: dict, key: str) -> list[float]:
+    """A ``{class: p}`` object naming exactly the seven classes, each p in [0, 1], in ``EMOTIONS`` order."""
+    named = raw.get(key)
+    if not isinstance(named, dict) or set(named) != set(EMOTIONS):
+        raise MessageError(f"face {key} must name the seven classes")
+    row = []
+    for name in EMOTIONS:
+        p = named[name]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise MessageError(f"{_ROW_NAMES[key]} of {name!r} must be in [0, 1]")
+        row.append(float(p))
+    return row
+
+
+def _face(raw: object) -> _Face:
+    """One face's box, probabilities and, when tracked, track id and smoothed row, checked.
+
+    ``emotion`` and ``confidence`` are checked too, though ``Faces`` derives them from the rows:
+    where a face is smoothed they must be the smoothed row's (what ``Faces.to_records`` writes),
+    so a sender that labels with the raw row while sending smoothed ones is caught, not shown.
+    """
     if not isinstance(raw, dict):
         raise MessageError("each face must be an object")
     box = raw.get("box")
@@ -84,22 +122,22 @@ def _face(raw: object) -> tuple[list[int], list[float]]:
         raise MessageError("face box must be four integers")
     if not all(-BOX_LIMIT <= v <= BOX_LIMIT for v in box):
         raise MessageError("face box is out of range")
-    probabilities = raw.get("probabilities")
-    if not isinstance(probabilities, dict) or set(probabilities) != set(EMOTIONS):
-        raise MessageError("face probabilities must name the seven classes")
-    probs = []
-    for name in EMOTIONS:
-        p = probabilities[name]
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise MessageError(f"probability of {name!r} must be in [0, 1]")
-        probs.append(float(p))
+    probabilities = _row(raw, "probabilities")
     emotion = raw.get("emotion")
     if emotion not in EMOTIONS:
         raise MessageError(f"unknown emotion {emotion!r}")
     confidence = raw.get("confidence")
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 <= confidence <= 1:
         raise MessageError("face confidence must be in [0, 1]")
-    return box, probs
+    track = raw.get("track")
+    if "track" in raw and (isinstance(track, bool) or not isinstance(track, int) or not 0 <= track < TRACK_LIMIT):
+        raise MessageError("face track must be an integer in [0, 2**53)")
+    smoothed = _row(raw, "smoothed") if "smoothed" in raw else None
+    if smoothed is not None and not (
+            abs(confidence - max(smoothed)) <= LABEL_TOLERANCE
+            and abs(smoothed[EMOTIONS.index(emotion)] - confidence) <= LABEL_TOLERANCE):
+        raise MessageError("a smoothed face's emotion and confidence must be its smoothed row's top class")
+    return _Face(box, probabilities, track, smoothed)
 
 
 def _frame_bytes(frame: object) -> bytes:
@@ -153,7 +191,17 @@ def decode_message(frames: list[bytes]) -> StreamMessage:
 
 
 def _faces(raw: list) -> Faces:
+    """The checked faces as one ``Faces``; ``track`` and ``smoothed`` are each on every face or on none,
+    since they are columns of the whole frame (a publisher tracks a stream's faces, or does not)."""
     checked = [_face(face) for face in raw]
     if not checked:
         return Faces.empty()
-    return Faces(np.array([box for box, _ in checked], np.int32), np.array([p for _, p in checked], np.float32))
+    for key in ("track", "smoothed"):
+        present = sum(getattr(face, key) is not None for face in checked)
+        if 0 < present < len(checked):
+            raise MessageError(f"{key!r} is on {present} of {len(checked)} faces: it must be on every face or none")
+    tracked, smoothed = checked[0].track is not None, checked[0].smoothed is not None
+    return Faces(np.array([face.box for face in checked], np.int32),
+                 np.array([face.probabilities for face in checked], np.float32),
+                 np.array([face.track for face in checked], np.int64) if tracked else None,
+                 np.array([face.smoothed for face in checked], np.float32) if smoothed else None)
