@@ -1,0 +1,204 @@
+"""ScanPlanner: full scans when they are needed, regions around tracks and motion otherwise."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fervid.models.motion import Motion
+from fervid.models.scan_plan import PlanParams, ScanPlan, ScanPlanner, grow, merge_overlapping
+
+WIDTH, HEIGHT = 640, 360
+TRACK = np.array([[100.0, 100.0, 60.0, 60.0]])
+IDS = np.array([1])
+
+
+def planner(**kwargs) -> ScanPlanner:
+    kwargs.setdefault("full_scan_every", 1000)
+    return ScanPlanner(PlanParams(**kwargs))
+
+
+def after_first(p: ScanPlanner) -> ScanPlanner:
+    """The planner once its first (periodic) full scan is behind it."""
+    assert p.plan(WIDTH, HEIGHT, TRACK, IDS).reason == "periodic"
+    return p
+
+
+def overlaps(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3])
+
+
+def contains(outer: np.ndarray, inner: np.ndarray) -> bool:
+    return bool(outer[0] <= inner[0] and outer[1] <= inner[1] and inner[0] + inner[2] <= outer[0] + outer[2]
+                and inner[1] + inner[3] <= outer[1] + outer[3])
+
+
+@pytest.mark.parametrize("kwargs", [{"full_scan_every": 0}, {"region_margin": -0.1}, {"size_ratio": 1.0},
+                                    {"full_scan_after_misses": 0}, {"region_face_px": 20},
+                                    {"motion_full_scan_share": 0}, {"motion_full_scan_share": 1.5}])
+def test_rejects_invalid_parameters(kwargs):
+    with pytest.raises(ValueError):
+        PlanParams(**kwargs)
+
+
+def test_full_scan_plan_value():
+    plan = ScanPlan.full_scan("periodic")
+    assert plan.full and plan.areas is None and len(plan) == 0 and plan.reason == "periodic"
+    assert plan.pixels(WIDTH, HEIGHT) == WIDTH * HEIGHT
+
+
+@pytest.mark.parametrize("every", [1, 3, 10])
+def test_periodic_full_scans_every_k_frames(every):
+    p = planner(full_scan_every=every, motion=False)
+    plans = [p.plan(WIDTH, HEIGHT, TRACK, IDS) for _ in range(3 * every + 1)]
+    assert [i for i, plan in enumerate(plans) if plan.full] == [0, every, 2 * every, 3 * every]
+    assert all(plan.reason == "periodic" for plan in plans if plan.full)
+    assert all(plan.reason == "tracks" for plan in plans if not plan.full)
+
+
+def test_without_tracks_and_motion_every_frame_is_a_full_scan():
+    p = after_first(planner(motion=False))
+    for _ in range(3):
+        plan = p.plan(WIDTH, HEIGHT, np.zeros((0, 4)), np.zeros(0, np.int64))
+        assert plan.full and plan.reason == "no tracks"
+
+
+def test_with_motion_on_and_nothing_moving_nothing_is_scanned_between_full_scans():
+    p = after_first(planner(motion=True))
+    plan = p.plan(WIDTH, HEIGHT, np.zeros((0, 4)), np.zeros(0, np.int64), motion=Motion(np.zeros((0, 4)), 0.0))
+    assert not plan.full and len(plan) == 0 and plan.pixels(WIDTH, HEIGHT) == 0 and plan.areas.shape == (0, 4)
+
+
+def test_a_region_around_a_track_is_its_box_grown_by_the_margin_for_faces_of_its_size():
+    p = after_first(planner(motion=False, region_margin=0.5, size_ratio=1.5, region_face_px=48))
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS)
+    assert not plan.full and plan.reason == "tracks" and plan.face_px == 48
+    assert plan.regions.tolist() == [[70, 70, 120, 120]]
+    assert plan.min_sizes.tolist() == [40] and plan.max_sizes.tolist() == [90]
+    assert plan.areas is plan.regions and plan.pixels(WIDTH, HEIGHT) == 120 * 120
+
+
+def test_regions_are_clipped_to_the_frame():
+    grown = grow(np.array([[-10.0, 320.0, 60.0, 60.0]]), 0.5, WIDTH, HEIGHT)
+    np.testing.assert_allclose(grown, [[0, 290, 80, 70]])
+
+
+def test_a_lost_track_causes_exactly_one_full_scan():
+    p = after_first(planner(motion=False))
+    reasons = [p.plan(WIDTH, HEIGHT, TRACK, IDS, lost).reason
+               for lost in [set(), {1}, {1}, {1}, {1}, set()]]
+    assert reasons == ["tracks", "track lost", "tracks", "tracks", "tracks", "tracks"]
+
+
+def test_a_second_lost_track_causes_its_own_full_scan():
+    p = after_first(planner(motion=False))
+    two = np.array([[100.0, 100.0, 60.0, 60.0], [400.0, 100.0, 60.0, 60.0]])
+    reasons = [p.plan(WIDTH, HEIGHT, two, np.array([1, 2]), lost).reason
+               for lost in [{1}, {1}, {1, 2}, {1, 2}]]
+    assert reasons == ["track lost", "tracks", "track lost", "tracks"]
+
+
+def test_a_track_that_ends_is_forgotten_so_its_id_cannot_block_a_new_loss():
+    p = after_first(planner(motion=False))
+    assert p.plan(WIDTH, HEIGHT, TRACK, IDS, {1}).reason == "track lost"
+    p.plan(WIDTH, HEIGHT, np.zeros((0, 4)), np.zeros(0, np.int64))  # track 1 ended
+    assert p.plan(WIDTH, HEIGHT, TRACK, IDS, {1}).reason == "track lost"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "ScanPlanner keeps a track in _rescanned for as long as it lives: once found again after its "
+    "loss caused a full scan, losing it a second time causes none (only its end clears the entry)"))
+def test_a_track_found_again_and_lost_again_causes_another_full_scan():
+    p = after_first(planner(motion=False))
+    reasons = [p.plan(WIDTH, HEIGHT, TRACK, IDS, lost).reason
+               for lost in [{1}, set(), set(), {1}]]
+    assert reasons == ["track lost", "tracks", "tracks", "track lost"]
+
+
+def test_motion_over_the_threshold_share_causes_a_full_scan():
+    p = after_first(planner(motion=True, motion_full_scan_share=0.25))
+    somewhere = np.array([[300, 100, 200, 200]], np.int32)
+    assert p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=Motion(somewhere, 0.24)).reason == "motion"
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=Motion(somewhere, 0.25))
+    assert plan.full and plan.reason == "motion"
+    below = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=Motion(np.zeros((0, 4), np.int32), 0.24))
+    assert not below.full and below.reason == "tracks"
+
+
+def test_motion_outside_the_tracks_adds_a_region_for_any_face_size():
+    p = after_first(planner(motion=True, min_size=30))
+    moved = np.array([[400, 200, 80, 80]], np.int32)
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=Motion(moved, 0.03))
+    assert not plan.full and plan.reason == "motion"
+    assert sorted(map(tuple, plan.regions.tolist())) == [(70, 70, 120, 120), (400, 200, 80, 80)]
+    by_region = {tuple(r): (lo, hi) for r, lo, hi in zip(plan.regions.tolist(), plan.min_sizes, plan.max_sizes)}
+    assert by_region[(400, 200, 80, 80)] == (30, 0)  # 0: no upper limit
+
+
+def test_motion_of_a_tracked_face_adds_nothing():
+    p = after_first(planner(motion=True))
+    inside = np.array([[90, 90, 60, 60]], np.int32)  # mostly within the track's region
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=Motion(inside, 0.01))
+    assert plan.reason == "tracks" and plan.regions.tolist() == [[70, 70, 120, 120]]
+
+
+def test_motion_smaller_than_the_smallest_face_adds_nothing():
+    p = after_first(planner(motion=True, min_size=30))
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=Motion(np.array([[400, 200, 20, 20]], np.int32), 0.001))
+    assert plan.regions.tolist() == [[70, 70, 120, 120]]
+
+
+def test_overlapping_track_regions_merge_into_one_with_the_widest_size_range():
+    p = after_first(planner(motion=False))
+    near = np.array([[100.0, 100.0, 60.0, 60.0], [150.0, 110.0, 90.0, 90.0]])
+    plan = p.plan(WIDTH, HEIGHT, near, np.array([1, 2]))
+    assert plan.regions.tolist() == [[70, 65, 215, 180]]
+    assert plan.min_sizes.tolist() == [40] and plan.max_sizes.tolist() == [135]
+
+
+def test_merging_chains_and_an_unbounded_range_stays_unbounded():
+    regions = np.array([[0, 0, 10, 10], [100, 0, 10, 10], [5, 5, 100, 2]])  # the third joins the first two
+    boxes, lo, hi = merge_overlapping(regions, np.array([5, 3, 8]), np.array([20, 0, 30]))
+    assert boxes.tolist() == [[0, 0, 110, 10]] and lo.tolist() == [3] and hi.tolist() == [0]
+    empty = merge_overlapping(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+    assert [a.shape for a in empty] == [(0, 4), (0,), (0,)]
+
+
+def test_regions_that_only_touch_or_share_a_column_stay_apart():
+    regions = np.array([[0, 0, 10, 10], [10, 0, 10, 10], [0, 20, 10, 10]])
+    boxes, lo, hi = merge_overlapping(regions, np.array([1, 2, 3]), np.array([4, 5, 6]))
+    assert boxes.tolist() == regions.tolist() and lo.tolist() == [1, 2, 3] and hi.tolist() == [4, 5, 6]
+
+
+def integer_regions():
+    one = st.tuples(st.integers(0, 600), st.integers(0, 340), st.integers(1, 200), st.integers(1, 200),
+                    st.integers(1, 100), st.integers(0, 300))
+    return st.lists(one, min_size=0, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(integer_regions())
+def test_merged_regions_never_overlap_and_cover_every_input(items):
+    regions = np.array([i[:4] for i in items], np.float64).reshape(-1, 4)
+    lo_in = np.array([i[4] for i in items], np.int64)
+    hi_in = np.array([i[5] for i in items], np.int64)
+    boxes, lo, hi = merge_overlapping(regions, lo_in, hi_in)
+    assert boxes.dtype == np.int32 and len(boxes) == len(lo) == len(hi) <= len(regions)
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not overlaps(boxes[i], boxes[j]), (boxes[i], boxes[j])
+    for region, a, b in zip(regions, lo_in, hi_in):
+        home = [k for k in range(len(boxes)) if contains(boxes[k], region)]
+        assert home, region
+        k = home[0]
+        assert lo[k] <= a and (hi[k] == 0 or (b != 0 and hi[k] >= b))  # the face sizes searched still include it
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "merge_overlapping rounds x, y, w and h of each merged box one by one: float regions (what the "
+    "planner passes) that do not overlap can come out overlapping by a pixel"))
+def test_merged_float_regions_never_overlap():
+    boxes, _, _ = merge_overlapping(np.array([[1.5, 0, 9.5, 10], [11.2, 0, 5, 10]]),
+                                    np.array([1, 1]), np.array([0, 0]))
+    assert not overlaps(boxes[0], boxes[1]), boxes.tolist()
