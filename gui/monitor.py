@@ -2,9 +2,11 @@
 
 Subscribes to one stream (``fervid.comms.receiver``), and on a short timer shows only the newest
 message: the decoded frame with boxes and labels (``gui.annotate.draw_faces``), per-face
-probability bars, the stream's fps, capture-to-screen latency and the link state. The timer drains
-the socket on every tick, so a slow screen never builds a backlog. The link-state rules live in
-``MonitorState``, which takes its clocks as parameters so they are tested without waiting.
+probability bars, the stream's fps, capture-to-screen latency and the link state. Faces of a
+tracking service carry their track ids (``#7 sad 50%`` on the box and above its bars) and are
+labelled and barred with their tracks' smoothed probabilities, which do not flicker frame to frame.
+The timer drains the socket on every tick, so a slow screen never builds a backlog. The link-state
+rules live in ``MonitorState``, which takes its clocks as parameters so they are tested without waiting.
 No Ray here: the monitor talks to the service only through ZMQ.
 """
 from __future__ import annotations

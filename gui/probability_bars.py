@@ -10,7 +10,7 @@ from PyQt5.QtCore import QRect, QSize, Qt
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_labels, ordered_probabilities
 from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 
@@ -24,8 +24,20 @@ def emotion_qcolor(emotion: str) -> QColor:
     return QColor(r, g, b)
 
 
+def _titles(faces: Faces) -> list[str]:
+    """Each face's block title: its box label, numbered unless the label carries a track id."""
+    smoothed = " (smoothed)" if faces.smoothed is not None else ""
+    if faces.track_ids is not None:
+        return [f"{label}{smoothed}" for label in face_labels(faces)]
+    return [f"face {index + 1}: {label}{smoothed}" for index, label in enumerate(face_labels(faces))]
+
+
 class ProbabilityBars(QWidget):
-    """One block per face: a title (``happy 87%``) and a bar per class in canonical order."""
+    """One block per face: a title and a bar per class in canonical order.
+
+    The title is ``face 1: happy 87%``, or for tracked faces the track id and label drawn on the
+    box (``#3 happy 87%``), so a block can be matched to its box; smoothed faces' bars are their
+    smoothed rows, and their titles say so, since those bars move slower than the raw scores."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,11 +54,14 @@ class ProbabilityBars(QWidget):
 
     def set_faces(self, faces: Faces) -> None:
         """Show these classified faces; replaces the previous ones."""
-        self._faces = [(face_label(emotion, confidence), ordered_probabilities(faces, index))
-                       for index, (emotion, confidence) in enumerate(zip(faces.emotions, faces.confidences))]
+        self._faces = [(title, ordered_probabilities(faces, index)) for index, title in enumerate(_titles(faces))]
         self.setMinimumHeight(self._content_height())
         self.updateGeometry()
         self.update()
+
+    def titles(self) -> list[str]:
+        """The title above each face's bars, as painted."""
+        return [title for title, _ in self._faces]
 
     def values(self) -> list[list[tuple[str, float]]]:
         """What the bars show, face by face: ``[(class, probability), ...]`` in canonical order."""
@@ -72,9 +87,8 @@ class ProbabilityBars(QWidget):
             bar_width = max(10, width - name_width - value_width - 4)
             painter.setPen(self.palette().text().color())
             y = 0
-            for index, (title, probs) in enumerate(self._faces):
-                painter.drawText(QRect(0, y, width, row), Qt.AlignLeft | Qt.AlignVCenter,
-                                 f"face {index + 1}: {title}")
+            for title, probs in self._faces:
+                painter.drawText(QRect(0, y, width, row), Qt.AlignLeft | Qt.AlignVCenter, title)
                 y += row
                 for name, p in probs:
                     painter.drawText(QRect(0, y, name_width - 6, row), Qt.AlignRight | Qt.AlignVCenter, name)

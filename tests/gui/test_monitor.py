@@ -31,6 +31,9 @@ WAIT_MS = 15_000
 
 HAPPY = face((40, 50, 120, 130), "happy", 0.9)
 ANGRY = face((300, 60, 110, 120), "angry", 0.6)
+HAPPY_TRACK_7_SMOOTHED_SAD = {**HAPPY, "track": 7, "smoothed": face((0, 0, 0, 0), "sad", 0.5)["probabilities"]}
+ANGRY_TRACK_12 = {**ANGRY, "track": 12, "smoothed": ANGRY["probabilities"]}
+"""A tracked, smoothed stream's faces: the first's track average (sad) disagrees with this frame (happy)."""
 
 
 @pytest.fixture
@@ -109,9 +112,41 @@ def test_shows_the_frame_with_the_boxes_labels_bars_and_figures_it_received(qtbo
     assert [[name for name, _ in face] for face in shown] == [list(EMOTIONS)] * 2
     assert [[p for _, p in face] for face in shown] == [
         pytest.approx([record["probabilities"][name] for name in EMOTIONS], abs=1e-6) for record in (HAPPY, ANGRY)]
+    assert window.bars.titles() == ["face 1: happy 90%", "face 2: angry 60%"]
     bars = rgb_array(window.bars.grab().toImage())
     for emotion in ("happy", "angry"):
         assert (np.abs(bars.astype(int) - rgb(emotion)).max(axis=2) <= 2).sum() > 50, emotion
+
+
+def test_tracked_faces_show_their_track_ids_and_smoothed_labels_and_bars(qtbot, service, open_monitor):
+    """A tracking service's message: boxes labelled ``#7 sad 50%`` (the smoothed label, not this
+    frame's happy), bars of the smoothed rows titled with the track ids."""
+    window = open_monitor()
+    message = make_message(seq=9, faces=[HAPPY_TRACK_7_SMOOTHED_SAD, ANGRY_TRACK_12])
+    service.send(message)
+    wait_for_seq(qtbot, window, 9)
+
+    received = window.state.last.faces
+    assert received.track_ids.tolist() == [7, 12] and received.emotions == ["sad", "angry"]
+    pixels = displayed(window)
+    x, y, w, h = HAPPY["box"]
+    assert np.abs(pixels[y + h // 2, x].astype(int) - rgb("sad")).max() <= 2  # the smoothed label's colour
+    np.testing.assert_array_equal(pixels, expected_display(frame_jpeg(), message))
+    untracked = make_message(faces=[HAPPY, ANGRY])
+    assert not np.array_equal(pixels, expected_display(frame_jpeg(), untracked))
+
+    assert window.bars.titles() == ["#7 sad 50% (smoothed)", "#12 angry 60% (smoothed)"]
+    shown = window.bars.values()
+    assert [[p for _, p in face] for face in shown] == [
+        pytest.approx([record["smoothed"][name] for name in EMOTIONS], abs=1e-6)
+        for record in (HAPPY_TRACK_7_SMOOTHED_SAD, ANGRY_TRACK_12)]
+    bars = rgb_array(window.bars.grab().toImage())
+    assert (np.abs(bars.astype(int) - rgb("sad")).max(axis=2) <= 2).sum() > 50
+    assert window.faces_label.text() == "2"
+
+    service.send(make_message(seq=10, faces=[HAPPY]))  # tracking turned off: plain labels again
+    wait_for_seq(qtbot, window, 10)
+    assert window.bars.titles() == ["face 1: happy 90%"]
 
 
 def test_drains_a_backlog_and_shows_the_newest_frame(qtbot, service, open_monitor):
