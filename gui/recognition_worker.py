@@ -8,6 +8,10 @@ milliseconds per frame, so none of it may run on the GUI thread: the window woul
   and an image upload can share it (a cascade classifier is not safe to call from two threads).
 * :class:`CameraWorker` reads a source on a capture thread and recognises only the newest frame
   on its own thread, so a slow model drops frames instead of falling further and further behind.
+  Like the service's capture actors it holds one ``StreamTracking`` per opened source: each frame
+  is scanned where its plan says (the whole frame now and then, else around known faces and
+  motion), and its faces leave with track ids and smoothed expressions. A still image has no
+  neighbours in time, so an upload stays one full scan without tracks.
 * :class:`ImageJob` and :class:`ModelLoader` are one-shot jobs for an upload and for warming up.
 
 Results travel to the GUI as Qt signals (queued across threads) carrying BGR numpy images and
@@ -28,8 +32,12 @@ from PyQt5.QtCore import QThread, pyqtSignal
 from fervid.gui.annotate import draw_faces
 from fervid.errors import FervidError
 from fervid.media.image_io import load_image
+from fervid.models.face_detector import DetectorParams
 from fervid.models.faces import Faces
+from fervid.models.preprocessing import crop_faces, to_grey
 from fervid.models.recognizer import Recognizer
+from fervid.models.scan_plan import PlanParams, ScanPlan
+from fervid.models.stream_tracking import StreamTracking, TrackingParams
 from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
 
@@ -39,6 +47,31 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, FervidError):
         return str(exc)
     return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+
+
+def app_tracking_params(detector: DetectorParams) -> TrackingParams:
+    """The app's tracking: the defaults, except that motion regions are searched down to the
+    detector's own smallest face, so a region scan looks for every face a full scan would."""
+    return TrackingParams(plan=PlanParams(min_size=detector.min_size))
+
+
+def recognise_planned(recognizer: Recognizer, image: np.ndarray, plan: ScanPlan) -> Faces:
+    """Faces found by running ``plan`` on a BGR or grey frame, classified as
+    ``Recognizer.recognise`` classifies a full scan's (one batched call on the same crops)."""
+    grey = to_grey(image)
+    boxes = recognizer.detector.detect_plan(grey, plan)
+    if len(boxes) == 0:
+        return Faces.empty()
+    return Faces(boxes, recognizer.classifier.predict(crop_faces(grey, boxes)))
+
+
+def frame_time(spec: SourceSpec, source: FrameSource, frame: CapturedFrame) -> float:
+    """The clock tracks run on: a file's own time (frame index over its frame rate), so tracks
+    and smoothing see the video as it was filmed however fast it is decoded; a live source's
+    wall-clock read time."""
+    if spec.kind is SourceKind.FILE:
+        return (frame.seq - 1) / source.pace_fps
+    return frame.ts_capture
 
 
 class SharedRecognizer:
@@ -74,6 +107,15 @@ class SharedRecognizer:
         with self._call_lock:
             faces = recognizer.recognise(image)
         return faces.sorted_left_to_right()
+
+    def recognise_tracked(self, tracking: StreamTracking, ts: float, image: np.ndarray) -> Faces:
+        """Faces in the frame at ``ts`` of ``tracking``'s stream, scanned as its plan says, with
+        their track ids and smoothed rows, left to right. Frames must come in order."""
+        recognizer = self.get()
+        plan = tracking.plan(ts, image)
+        with self._call_lock:
+            faces = recognise_planned(recognizer, image, plan)
+        return tracking.apply(ts, plan, faces).sorted_left_to_right()
 
     def annotate(self, image: np.ndarray) -> tuple[np.ndarray, Faces]:
         """The frame with boxes and labels drawn on it, and its faces."""
@@ -184,14 +226,16 @@ class CameraWorker(QThread):
     """Live recognition of one source (device index, video file or URL).
 
     A capture thread reads with ``FrameSource(pace=True)`` (files play at their own frame rate,
-    like a camera) into a :class:`LatestFrame`; this thread recognises whatever frame is newest.
+    like a camera) into a :class:`LatestFrame`; this thread recognises whatever frame is newest,
+    through ``tracking`` (made for this source when the worker starts, on the clock of
+    :func:`frame_time`).
     A source that cannot be opened at all is reported once through ``failed`` and the worker
     ends, instead of retrying in silence; one that drops out after working is reconnected by
     ``FrameSource`` and reported through ``status``. ``stop()`` ends it promptly.
     """
 
     frame_ready = pyqtSignal(object, object)
-    """(annotated BGR image, faces as dicts)"""
+    """(annotated BGR image, tracked ``Faces``)"""
     failed = pyqtSignal(str)
     status = pyqtSignal(str)
     stats = pyqtSignal(object)
@@ -207,6 +251,8 @@ class CameraWorker(QThread):
         self._source_factory = source_factory or self._default_source
         self._stop = threading.Event()
         self.frames_processed = 0
+        self.tracking: StreamTracking | None = None
+        """This source's tracks, plans and smoothing, once the model has loaded."""
 
     @staticmethod
     def _default_source(spec: SourceSpec) -> FrameSource:
@@ -237,7 +283,7 @@ class CameraWorker(QThread):
     def _run(self) -> None:
         if not self.shared.loaded:
             self.status.emit("Loading the model…")
-        self.shared.get()
+        self.tracking = StreamTracking(app_tracking_params(self.shared.get().detector.params))
         if self._stop.is_set():
             return
         source = self._source_factory(self.spec)
@@ -268,7 +314,9 @@ class CameraWorker(QThread):
                         return
                     continue
                 reported_down = False
-                annotated, faces = self.shared.annotate(frame.image)
+                faces = self.shared.recognise_tracked(self.tracking, frame_time(self.spec, source, frame),
+                                                      frame.image)
+                annotated = draw_faces(frame.image, faces)
                 if self._stop.is_set():
                     return
                 self.frames_processed += 1

@@ -1,0 +1,124 @@
+"""The camera worker follows faces with the service's tracker, playing the real sample clip.
+
+The worker runs on its real QThread with a real, paced ``FrameSource``; what it emits is what the
+window shows. The shipped classifier is loaded once per session (``classifier`` fixture).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from fervid.gui.recognition_worker import (CameraWorker, SharedRecognizer, app_tracking_params, frame_time,
+                                          recognise_planned)
+from fervid.media.image_io import load_image
+from fervid.media.frame_source import CapturedFrame, FrameSource
+from fervid.media.sources import parse_source
+from fervid.models.face_detector import DetectorParams
+from fervid.models.faces import Faces
+from fervid.models.labels import NUM_CLASSES
+from fervid.models.recognizer import Recognizer
+from fervid.models.scan_plan import ScanPlan
+from fervid.models.tracker import iou_matrix
+from tests.conftest import SAMPLE_CLIP, TWO_PEOPLE
+
+WAIT_MS = 120_000
+"""The clip plays in about 9 s; generous for the first model trace on a busy box."""
+
+
+@pytest.fixture(scope="module")
+def shared(classifier) -> SharedRecognizer:
+    return SharedRecognizer(Recognizer(classifier))
+
+
+def play(qtbot, shared: SharedRecognizer, frames: int | None = None) -> tuple[CameraWorker, list[Faces]]:
+    """Play the sample clip through a worker until it has emitted ``frames`` frames (default:
+    until the clip ends), then stop it; returns the worker and the faces of each emitted frame."""
+    worker = CameraWorker(shared, parse_source(str(SAMPLE_CLIP)))
+    emitted: list[Faces] = []
+    worker.frame_ready.connect(lambda _annotated, faces: emitted.append(faces))
+    worker.start()
+    try:
+        qtbot.waitUntil(lambda: worker.isFinished() or (frames is not None and len(emitted) >= frames),
+                        timeout=WAIT_MS)
+    finally:
+        worker.stop()
+        assert worker.wait(WAIT_MS)
+    qtbot.wait(50)  # deliver frames queued before the stop
+    return worker, emitted
+
+
+def test_video_faces_carry_track_ids_that_stay_with_the_same_face(qtbot, shared):
+    worker, emitted = play(qtbot, shared)
+
+    with_faces = [faces for faces in emitted if len(faces)]
+    assert len(with_faces) >= 20, "the clip shows faces in most of its 275 frames"
+    for faces in with_faces:
+        assert faces.track_ids is not None and faces.track_ids.shape == (len(faces),)
+        assert faces.smoothed is not None and faces.smoothed.shape == (len(faces), NUM_CLASSES)
+        assert np.allclose(faces.smoothed.sum(axis=1), 1.0, atol=1e-3)
+        assert len(set(faces.track_ids.tolist())) == len(faces), "one face, one track"
+
+    same_face = 0
+    for before, after in zip(emitted, emitted[1:]):
+        if not len(before) or not len(after):
+            continue
+        overlap = iou_matrix(after.boxes, before.boxes)
+        for i, j in enumerate(np.argmax(overlap, axis=1)):
+            if overlap[i, j] >= 0.5:  # the same face, barely moved from one frame to the next
+                same_face += 1
+                assert after.track_ids[i] == before.track_ids[j], (after.boxes[i], before.boxes[j])
+    assert same_face >= 10
+
+    smoothed_apart = [not np.allclose(faces.smoothed, faces.probabilities, atol=1e-4) for faces in with_faces]
+    assert any(smoothed_apart), "a track's shown rows average its frames, not just copy the last"
+
+    counts = worker.tracking.counts
+    assert counts.frames >= len(emitted)
+    assert 0 < counts.full_scans < counts.frames and counts.region_scans > 0, "scans less than every frame"
+
+
+def test_each_start_tracks_afresh(qtbot, shared):
+    """A new source starts new tracks: ids count from 1 again instead of going on."""
+    runs = [play(qtbot, shared, 8) for _ in range(2)]
+    assert runs[0][0].tracking is not runs[1][0].tracking
+    for _worker, emitted in runs:
+        ids = np.concatenate([faces.track_ids for faces in emitted if len(faces)])
+        assert ids.min() == 1
+
+
+def test_the_app_plans_with_its_detectors_smallest_face():
+    params = app_tracking_params(DetectorParams(min_size=50))
+    assert params.enabled and params.plan.min_size == 50
+
+
+def test_a_file_runs_on_its_own_time_and_a_live_source_on_the_wall_clock():
+    spec = parse_source(str(SAMPLE_CLIP))
+    source = FrameSource(spec, pace=False)
+    stop = threading.Event()
+    times = []
+    for frame in source.frames(stop):
+        times.append(frame_time(spec, source, frame))
+        if len(times) == 4:
+            stop.set()
+    assert times == pytest.approx([i / 29.97 for i in range(4)], abs=1e-3)
+
+    live = parse_source("rtsp://127.0.0.1:8554/cam")
+    frame = CapturedFrame(seq=7, ts_capture=1_800_000_000.25, image=np.zeros((4, 4, 3), np.uint8))
+    assert frame_time(live, FrameSource(live), frame) == 1_800_000_000.25
+
+
+def test_a_plan_of_regions_finds_only_the_faces_inside_them(shared):
+    image = load_image(TWO_PEOPLE)
+    everyone = shared.recognise(image)
+    assert len(everyone) == 2
+    x, y, w, h = everyone.boxes[0]
+    around_first = ScanPlan(False, np.array([[max(0, x - w // 2), max(0, y - h // 2), 2 * w, 2 * h]], np.int32),
+                            np.array([w // 2], np.int32), np.array([2 * w], np.int32), "tracks")
+
+    found = recognise_planned(shared.get(), image, around_first)
+    assert len(found) == 1 and iou_matrix(found.boxes, everyone.boxes[:1])[0, 0] > 0.7
+    assert found.classified and found.emotions == everyone.emotions[:1]
+    full = recognise_planned(shared.get(), image, ScanPlan.full_scan("periodic"))
+    assert full.sorted_left_to_right() == everyone
