@@ -1,7 +1,9 @@
 """``fervid app``: the desktop app — live camera recognition and annotated image uploads.
 
 Everything runs in this process with the same detector and classifier as ``fervid predict``;
-no cluster is needed. The window only displays: loading, capture and inference run on worker
+no cluster is needed. A camera or video is followed with the service's tracker and scan plans
+(face ids on the boxes and the table, expressions smoothed per face); an uploaded image is
+recognised once, whole. The window only displays: loading, capture and inference run on worker
 threads (``gui.recognition_worker``), so the window stays responsive while TensorFlow loads or a
 slow camera stalls. Problems a user can cause (a camera that will not open, a file that is not
 an image, an image too large to decode safely, an unwritable save path) are shown in the
@@ -21,7 +23,7 @@ from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBox
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fervid.errors import FervidError
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label
 from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
@@ -81,6 +83,9 @@ class FaceTable(QTableWidget):
 
     Each probability cell holds the exact float under ``Qt.UserRole`` (the text is rounded); the
     expression cell and the winning probability are tinted with the box colour of that emotion.
+    A tracked face (camera, video) is named by its track id, as on its box, and its probabilities
+    are the track's smoothed ones, the rows its label comes from; an uploaded image's faces are
+    numbered left to right.
     """
 
     FIXED_COLUMNS = ("Face", "Expression")
@@ -99,15 +104,17 @@ class FaceTable(QTableWidget):
 
     def show_faces(self, faces: Faces) -> None:
         self.setRowCount(len(faces))
-        for row, (box, emotion, confidence) in enumerate(zip(faces.boxes, faces.emotions, faces.confidences)):
+        numbers = faces.track_ids if faces.track_ids is not None else range(1, len(faces) + 1)
+        for row, (box, number, emotion, confidence, shown) in enumerate(
+                zip(faces.boxes, numbers, faces.emotions, faces.confidences, faces.shown)):
             colour = _qcolor(EMOTION_COLOURS_BGR.get(emotion, (255, 255, 255)))
             x, y, w, h = (int(v) for v in box)
-            self.setItem(row, 0, QTableWidgetItem(f"#{row + 1} at {x},{y} ({w}x{h})"))
+            self.setItem(row, 0, QTableWidgetItem(f"#{int(number)} at {x},{y} ({w}x{h})"))
             expression = QTableWidgetItem(face_label(emotion, confidence))
             expression.setBackground(colour)
             expression.setForeground(QColor("black"))
             self.setItem(row, 1, expression)
-            for offset, (name, p) in enumerate(ordered_probabilities(faces, row)):
+            for offset, (name, p) in enumerate(zip(EMOTIONS, shown.tolist())):
                 item = QTableWidgetItem(f"{p:.1%}")
                 item.setData(Qt.UserRole, p)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)

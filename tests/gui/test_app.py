@@ -17,6 +17,7 @@ from fervid.gui.annotate import EMOTION_COLOURS_BGR
 from fervid.gui.app import AppError, MainWindow, run_app
 from fervid.gui.recognition_worker import SharedRecognizer
 from fervid.media.image_io import load_image
+from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 from fervid.models.recognizer import Recognizer
 from tests.conftest import SAMPLE_CLIP, TWO_PEOPLE
@@ -60,6 +61,13 @@ def png_claiming(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def tells_tracks_apart(faces: Faces) -> bool:
+    """Whether a table of ``faces`` shows tracking: a track id that is not the row number, and
+    smoothed rows that are not the last frame's (a track's first frame has both the same)."""
+    return (faces.track_ids is not None and any(track != row + 1 for row, track in enumerate(faces.track_ids))
+            and not np.allclose(faces.smoothed, faces.probabilities, atol=1e-4))
+
+
 def assert_idle(window: MainWindow) -> None:
     assert window.mode == "idle"
     assert window.start_button.isEnabled() and window.upload_button.isEnabled()
@@ -90,6 +98,14 @@ def test_upload_shows_each_face_with_its_probabilities_and_box_colour(qtbot, win
     assert not window.status_is_error and "2 faces" in window.status_label.text()
     assert window.save_button.isEnabled()
     assert_idle(window)
+
+
+def test_an_upload_is_one_whole_scan_without_tracks(qtbot, window):
+    """A still image has no neighbours in time: no track ids, no smoothing, rows numbered."""
+    upload(qtbot, window, TWO_PEOPLE)
+
+    assert window.faces.track_ids is None and window.faces.smoothed is None
+    assert [window.face_table.item(row, 0).text().split()[0] for row in range(2)] == ["#1", "#2"]
 
 
 def test_save_writes_the_annotated_image(qtbot, window, tmp_path):
@@ -142,10 +158,18 @@ def test_camera_on_the_sample_clip_shows_faces_live_then_stops(qtbot, window):
     assert worker is not None and window.stop_button.isEnabled()
     assert not window.upload_button.isEnabled() and not window.start_button.isEnabled()
 
-    qtbot.waitUntil(lambda: window.face_table.rowCount() >= 1, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.face_table.rowCount() >= 1 and tells_tracks_apart(window.faces),
+                    timeout=WAIT_MS)
     assert window.annotated is not None and window.annotated.shape == (360, 640, 3)
     assert worker.frames_processed >= 1
     assert not window.status_is_error
+    faces, table = window.faces, window.face_table
+    assert faces.track_ids is not None and faces.smoothed is not None, "a video is tracked"
+    for row, track in enumerate(faces.track_ids):
+        assert table.item(row, 0).text().startswith(f"#{track} at"), "named by its track"
+        assert list(table.probabilities(row).values()) == pytest.approx(faces.smoothed[row].tolist()), \
+            "the smoothed rows, which the label comes from"
+        assert table.item(row, 1).text().startswith(faces.emotions[row])
 
     window.stop_button.click()
     qtbot.waitUntil(lambda: window.camera is None, timeout=WAIT_MS)
