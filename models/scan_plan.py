@@ -13,7 +13,9 @@ The planner decides a full scan when
 - there are no tracks and motion is off (nothing tells where to look);
 - a track went unmatched in ``full_scan_after_misses`` scans in a row that covered it (it may
   have moved further than its region reached);
-- motion covers at least ``motion_full_scan_share`` of the frame (a cut, a pan, the lights).
+- motion covers at least ``motion_full_scan_share`` of the frame (a cut, a pan, the lights);
+- the regions would cover at least ``full_scan_area_share`` of the frame (a full scan, with the
+  detector's ``downscale``, then costs less than the regions at full resolution).
 
 A plan is a small value that travels with its frame, so any detector can run any frame's plan and
 the detector pool stays stateless; the planner's state lives with the stream (one per stream).
@@ -42,6 +44,7 @@ class PlanParams:
     motion: bool = True
     """Scan regions where something moved outside the tracks."""
     motion_full_scan_share: float = 0.25
+    full_scan_area_share: float = 0.5
     min_size: int = 30
     """Smallest face searched for in a motion region (the full scan's ``min_size``)."""
     region_face_px: int = 0
@@ -60,6 +63,8 @@ class PlanParams:
             raise ValueError(f"full_scan_after_misses must be >= 1, got {self.full_scan_after_misses}")
         if self.region_face_px and self.region_face_px < 24:
             raise ValueError(f"region_face_px must be 0 or >= 24 (the cascade's window), got {self.region_face_px}")
+        if not 0 < self.full_scan_area_share <= 1:
+            raise ValueError(f"full_scan_area_share must be in (0, 1], got {self.full_scan_area_share}")
         if not 0 < self.motion_full_scan_share <= 1:
             raise ValueError(f"motion_full_scan_share must be in (0, 1], got {self.motion_full_scan_share}")
 
@@ -74,7 +79,8 @@ class ScanPlan:
     min_sizes: np.ndarray
     max_sizes: np.ndarray
     reason: str
-    """Why: ``periodic``, ``no tracks``, ``track lost``, ``motion``, ``tracks`` or ``off``."""
+    """Why: ``periodic``, ``no tracks``, ``track lost``, ``motion``, ``large regions`` (full scans),
+    ``tracks`` or ``motion`` (regions), or ``off`` (tracking disabled)."""
     face_px: int = 0
     """``PlanParams.region_face_px``: the detector shrinks regions to it (0: full resolution)."""
 
@@ -132,7 +138,10 @@ def merge_overlapping(regions: np.ndarray, min_sizes: np.ndarray, max_sizes: np.
                 break
     if not items:
         return np.zeros((0, 4), np.int32), np.zeros(0, np.int32), np.zeros(0, np.int32)
-    boxes = np.array([np.round(r) for r, _, _ in items], np.int32)
+    # Round the corners, not x y w h one by one, so boxes that did not overlap still do not.
+    corners = np.array([[r[0], r[1], r[0] + r[2], r[1] + r[3]] for r, _, _ in items])
+    corners = np.round(corners)
+    boxes = np.column_stack([corners[:, :2], corners[:, 2:] - corners[:, :2]]).astype(np.int32)
     return boxes, np.array([lo for _, lo, _ in items], np.int32), np.array([hi for _, _, hi in items], np.int32)
 
 
@@ -154,8 +163,7 @@ class ScanPlanner:
         """
         p = self.params
         tracks = np.asarray(tracks, np.float64).reshape(-1, 4)
-        alive = {int(i) for i in track_ids}
-        self._rescanned &= alive
+        self._rescanned &= set(lost)  # found again (or ended): its next loss rescans again
         newly_lost = set(lost) - self._rescanned
         reason = None
         if self._since_full is None or self._since_full + 1 >= p.full_scan_every:
@@ -185,6 +193,9 @@ class ScanPlanner:
                 max_sizes = np.concatenate([max_sizes, np.zeros(len(outside))])
         keep = (regions[:, 2] >= np.maximum(min_sizes, 1)) & (regions[:, 3] >= np.maximum(min_sizes, 1))
         boxes, lo, hi = merge_overlapping(regions[keep], min_sizes[keep], max_sizes[keep])
+        if np.sum(boxes[:, 2].astype(np.int64) * boxes[:, 3]) >= p.full_scan_area_share * width * height:
+            self._since_full = 0
+            return ScanPlan.full_scan("large regions")
         return ScanPlan(False, boxes, lo, hi, "motion" if moved else "tracks", p.region_face_px)
 
 

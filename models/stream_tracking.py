@@ -60,7 +60,8 @@ class StreamTracking:
         self._smoother = ExpressionSmoother(self.params.smoothing_half_life_s)
         self._motion = MotionDetector() if self.params.plan.motion else None
         self.counts = TrackingCounts()
-        self._snapshot = _Snapshot(0.0, np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4)), frozenset())
+        self._snapshot = _Snapshot(0.0, np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(0),
+                                   self.params.tracker.predict_horizon_s, frozenset())
 
     @property
     def enabled(self) -> bool:
@@ -103,10 +104,12 @@ class StreamTracking:
         """Hand the tracks to ``plan`` (which may run on another thread) as one tuple swap."""
         tracks = self._tracker.tracks
         after = self.params.plan.full_scan_after_misses
+        horizon = self.params.tracker.predict_horizon_s
         self._snapshot = _Snapshot(
             ts, np.array([t.id for t in tracks], np.int64),
-            np.array([t.predicted(ts) for t in tracks], np.float64).reshape(-1, 4),
+            np.array([t.box for t in tracks], np.float64).reshape(-1, 4),
             np.array([t.velocity for t in tracks], np.float64).reshape(-1, 4),
+            np.array([t.last_seen for t in tracks], np.float64), horizon,
             frozenset(t.id for t in tracks if t.misses >= after))
 
 
@@ -117,9 +120,14 @@ class _Snapshot:
     ts: float
     ids: np.ndarray
     boxes: np.ndarray
+    """Each track's box where it was last seen."""
     velocities: np.ndarray
+    last_seen: np.ndarray
+    horizon_s: float
     lost: frozenset[int]
 
     def at(self, ts: float) -> np.ndarray:
-        """The boxes moved on to ``ts`` (a plan is made for a frame newer than the last result)."""
-        return self.boxes + self.velocities * max(0.0, ts - self.ts)
+        """The boxes predicted for ``ts`` as the tracker predicts them (a plan is made for a frame
+        newer than the last result)."""
+        elapsed = np.clip(ts - self.last_seen, 0.0, self.horizon_s)
+        return self.boxes + self.velocities * elapsed[:, None]

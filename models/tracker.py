@@ -3,8 +3,11 @@
 Detections are associated with tracks by IoU between each track's predicted box (its last box
 moved by its velocity) and the detected boxes; the assignment is the optimal one
 (``scipy.optimize.linear_sum_assignment`` on ``1 - IoU``), and a pair counts only with IoU at or
-above ``iou_threshold``. An unmatched detection starts a track; a track ends once it has gone
-unmatched for ``max_age_s``.
+above ``iou_threshold``. Tracks the detector has lost for a few frames get a second chance, as in
+ByteTrack's second association: the detections left over are assigned to them by centre distance,
+within ``reacquire_distance`` of the track's size and with a similar size (a face that turned away
+and back has often moved by half its width meanwhile). An unmatched detection starts a track; a
+track ends once it has gone unmatched for ``max_age_s``.
 
 A scan that did not look where a track is cannot miss it: ``update`` takes the areas that were
 scanned, and only tracks whose predicted centre lay inside them count a miss. That matters in the
@@ -40,8 +43,15 @@ class TrackerParams:
     """Least IoU between a track's predicted box and a detection for them to be the same face."""
     max_age_s: float = 1.0
     """A track ends after going unmatched this long (in scans that covered it or not)."""
-    velocity_weight: float = 0.5
+    velocity_weight: float = 0.3
     """How much a new observation of a track's speed counts against its running estimate."""
+    reacquire_distance: float = 0.75
+    """Second association, for tracks missed in their last scan: the largest centre distance, as a
+    share of the track's size, at which a left-over detection of similar size is the same face."""
+    predict_horizon_s: float = 0.2
+    """A track's box is moved by its velocity for at most this long after it was last seen:
+    a face the detector lost (turned away, blurred) is usually still near where it was, and an
+    extrapolation over a long gap drifts away from it and splits the track."""
 
     def __post_init__(self) -> None:
         if not 0 < self.iou_threshold < 1:
@@ -50,6 +60,10 @@ class TrackerParams:
             raise ValueError(f"max_age_s must be > 0, got {self.max_age_s}")
         if not 0 <= self.velocity_weight <= 1:
             raise ValueError(f"velocity_weight must be in [0, 1], got {self.velocity_weight}")
+        if self.reacquire_distance < 0:
+            raise ValueError(f"reacquire_distance must be >= 0, got {self.reacquire_distance}")
+        if self.predict_horizon_s < 0:
+            raise ValueError(f"predict_horizon_s must be >= 0, got {self.predict_horizon_s}")
 
 
 @dataclass
@@ -67,9 +81,9 @@ class Track:
     misses: int = 0
     """Scans in a row that covered the track and did not find it."""
 
-    def predicted(self, ts: float) -> np.ndarray:
-        """Where the box should be at ``ts``, moving as it did."""
-        return self.box + self.velocity * max(0.0, ts - self.last_seen)
+    def predicted(self, ts: float, horizon_s: float = float("inf")) -> np.ndarray:
+        """Where the box should be at ``ts``, moving as it did for at most ``horizon_s``."""
+        return self.box + self.velocity * min(max(0.0, ts - self.last_seen), horizon_s)
 
 
 @dataclass(frozen=True)
@@ -122,7 +136,7 @@ class FaceTracker:
         """Ids (int64) and predicted boxes (float, N x 4) of the live tracks at ``ts``."""
         tracks = self.tracks
         ids = np.array([t.id for t in tracks], np.int64)
-        boxes = np.array([t.predicted(ts) for t in tracks], np.float64).reshape(-1, 4)
+        boxes = np.array([t.predicted(ts, self.params.predict_horizon_s) for t in tracks], np.float64).reshape(-1, 4)
         return ids, boxes
 
     def update(self, ts: float, boxes: np.ndarray, scanned: np.ndarray | None = None) -> TrackUpdate:
@@ -133,9 +147,15 @@ class FaceTracker:
         if self._last_ts is not None and ts < self._last_ts:
             raise ValueError(f"time went backwards ({ts} after {self._last_ts}): update in frame order")
         self._last_ts = ts
+        # End expired tracks first: after a gap in updates (a stalled or reconnecting stream) a
+        # track unseen for longer than max_age_s must not take the next detection.
+        ended = [t.id for t in self.tracks if ts - t.last_seen > self.params.max_age_s]
+        for track_id in ended:
+            del self._tracks[track_id]
         detections = np.asarray(boxes, np.float64).reshape(-1, 4)
         tracks = self.tracks
-        predicted = np.array([t.predicted(ts) for t in tracks], np.float64).reshape(-1, 4)
+        predicted = np.array([t.predicted(ts, self.params.predict_horizon_s) for t in tracks],
+                             np.float64).reshape(-1, 4)
         ids = np.zeros(len(detections), np.int64)
         matched_tracks: set[int] = set()
         if len(tracks) and len(detections):
@@ -146,6 +166,7 @@ class FaceTracker:
                     self._observe(tracks[r], ts, detections[c])
                     ids[c] = tracks[r].id
                     matched_tracks.add(r)
+        self._reacquire(ts, tracks, predicted, detections, ids, matched_tracks)
         started = []
         for c in np.flatnonzero(ids == 0):
             track = Track(next(self._ids), detections[c].copy(), ts, ts)
@@ -160,10 +181,29 @@ class FaceTracker:
             if looked[r]:
                 track.misses += 1
                 missed.append(track.id)
-        ended = [t.id for t in tracks if ts - t.last_seen > self.params.max_age_s]
-        for track_id in ended:
-            del self._tracks[track_id]
         return TrackUpdate(ids, started, ended, missed)
+
+    def _reacquire(self, ts: float, tracks: list[Track], predicted: np.ndarray, detections: np.ndarray,
+                   ids: np.ndarray, matched_tracks: set[int]) -> None:
+        """Assign left-over detections to lost tracks (missed last time) by centre distance."""
+        lost = [r for r, t in enumerate(tracks) if r not in matched_tracks and t.misses > 0]
+        free = np.flatnonzero(ids == 0)
+        if not lost or not len(free) or self.params.reacquire_distance == 0:
+            return
+        # From where the face was last seen: a velocity measured on jittery boxes says little about
+        # where a face went while the detector could not see it.
+        track_boxes, det_boxes = np.array([tracks[r].box for r in lost]), detections[free]
+        size = np.maximum(track_boxes[:, 2:3], track_boxes[:, 3:4])
+        distance = np.linalg.norm(_centres(track_boxes)[:, None, :] - _centres(det_boxes)[None, :, :], axis=2) / size
+        ratio = np.maximum(det_boxes[None, :, 2], 1) / np.maximum(track_boxes[:, 2:3], 1)
+        allowed = (distance <= self.params.reacquire_distance) & (ratio <= 1.5) & (ratio >= 1 / 1.5)
+        rows, cols = linear_sum_assignment(np.where(allowed, distance, 1e6))
+        for r, c in zip(rows, cols):
+            if allowed[r, c]:
+                track = tracks[lost[r]]
+                self._observe(track, ts, detections[free[c]])
+                ids[free[c]] = track.id
+                matched_tracks.add(lost[r])
 
     def _observe(self, track: Track, ts: float, box: np.ndarray) -> None:
         dt = ts - track.last_seen

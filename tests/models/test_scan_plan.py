@@ -106,9 +106,6 @@ def test_a_track_that_ends_is_forgotten_so_its_id_cannot_block_a_new_loss():
     assert p.plan(WIDTH, HEIGHT, TRACK, IDS, {1}).reason == "track lost"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ScanPlanner keeps a track in _rescanned for as long as it lives: once found again after its "
-    "loss caused a full scan, losing it a second time causes none (only its end clears the entry)"))
 def test_a_track_found_again_and_lost_again_causes_another_full_scan():
     p = after_first(planner(motion=False))
     reasons = [p.plan(WIDTH, HEIGHT, TRACK, IDS, lost).reason
@@ -195,9 +192,6 @@ def test_merged_regions_never_overlap_and_cover_every_input(items):
         assert lo[k] <= a and (hi[k] == 0 or (b != 0 and hi[k] >= b))  # the face sizes searched still include it
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "merge_overlapping rounds x, y, w and h of each merged box one by one: float regions (what the "
-    "planner passes) that do not overlap can come out overlapping by a pixel"))
 def test_merged_float_regions_never_overlap():
     boxes, _, _ = merge_overlapping(np.array([[1.5, 0, 9.5, 10], [11.2, 0, 5, 10]]),
                                     np.array([1, 1]), np.array([0, 0]))

@@ -123,10 +123,6 @@ def test_a_face_away_longer_than_max_age_comes_back_with_a_new_id():
     assert update.ids.tolist() == [2] and update.started == [2]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FaceTracker.update matches detections against every track before it ends the expired ones: "
-    "a track unmatched for longer than max_age_s still takes a detection when no update came in "
-    "between (a stalled or reconnecting stream), although 'a track ends after going unmatched this long'"))
 def test_a_track_past_max_age_takes_no_detection_even_without_updates_in_between():
     tracker = FaceTracker(TrackerParams(max_age_s=1.0))
     tracker.update(0.0, np.array([box(100)]))
