@@ -38,7 +38,7 @@ from fervid.models.preprocessing import crop_faces, to_grey
 from fervid.models.recognizer import Recognizer
 from fervid.models.scan_plan import PlanParams, ScanPlan
 from fervid.models.stream_tracking import StreamTracking, TrackingParams
-from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
+from fervid.media.frame_source import DEFAULT_FILE_FPS, CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
 
 
@@ -66,11 +66,11 @@ def recognise_planned(recognizer: Recognizer, image: np.ndarray, plan: ScanPlan)
 
 
 def frame_time(spec: SourceSpec, source: FrameSource, frame: CapturedFrame) -> float:
-    """The clock tracks run on: a file's own time (frame index over its frame rate), so tracks
-    and smoothing see the video as it was filmed however fast it is decoded; a live source's
-    wall-clock read time."""
+    """The clock tracks run on: a file's own time (frame index over the frame rate it was made
+    at), so tracks and smoothing see the video as it was filmed however fast it is played or
+    decoded; a live source's wall-clock read time."""
     if spec.kind is SourceKind.FILE:
-        return (frame.seq - 1) / source.pace_fps
+        return (frame.seq - 1) / (source.source_fps or DEFAULT_FILE_FPS)
     return frame.ts_capture
 
 
