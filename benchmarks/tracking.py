@@ -43,6 +43,7 @@ import argparse
 import itertools
 import os
 import random
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -86,6 +87,9 @@ RULE = ("On the first half only, among candidates whose recall against the full 
 RULE_READING = ("'within 3%': frames/s >= 0.97 x the highest qualifying frames/s; among those the higher recall "
                 "against the full scan wins, then the higher frames/s; with none qualifying, equal recall "
                 "against the full scan goes to the higher frames/s. Frames/s: the median over the timed passes.")
+
+MEASURED_CODE = ("models", "media", "benchmarks/tracking.py", "benchmarks/common.py", "services/config.py")
+"""What the run executes, relative to the checkout (``uncommitted_code`` lists its changed files)."""
 
 PARTS = ("first_half", "second_half", "clip")
 QUICK_FRAMES = (80, 120)
@@ -379,8 +383,28 @@ def measure(clip: Clip, detector: HaarFaceDetector, plans: Sequence[PlanParams],
     return baseline, runs
 
 
+def code_state() -> dict:
+    """The commit the run started from and the measured code's uncommitted files then.
+
+    Read before anything is measured: in a shared tree ``HEAD`` may move during a run of twenty
+    minutes, and ``machine_info`` (called at the end, after the timings, because it imports Keras)
+    would name a commit the run never executed.
+    """
+    if not IN_CHECKOUT:
+        return {"git_commit": None, "uncommitted": None}
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+        status = subprocess.run(["git", "status", "--porcelain", "--", *MEASURED_CODE], cwd=REPO_ROOT,
+                                capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": None, "uncommitted": None}
+    return {"git_commit": head, "uncommitted": sorted(line[3:] for line in status.splitlines())}
+
+
 def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
+    code = code_state()
     truth_doc = load_truth(args.truth)
     clip = load_clip(truth_doc, args.clip, args.quick)
     detector_params = DetectorConfig().params()
@@ -408,7 +432,8 @@ def run(args: argparse.Namespace) -> dict:
     return {
         "benchmark": "tracking",
         "quick": args.quick,
-        "machine": machine_info(),
+        "machine": {**machine_info(), "git_commit": code["git_commit"]},
+        "uncommitted_code": code["uncommitted"],
         "config": {"clip": _rel(args.clip), "truth": _rel(args.truth), "frames": [frames[0], frames[-1]],
                    "parts": {part: [frames[p[0]], frames[p[-1]]] for part, p in positions.items()},
                    "size": [clip.width, clip.height], "media_fps": FPS, "repeats": repeats,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from fervid.benchmarks.detector import match
-from fervid.benchmarks.tracking import (PARTS, QUICK_FRAMES, RULE, candidate_name, candidates, choose, extra_boxes,
-                                        fragmentation, pairs, part_fps, qualifies, truth_tracks)
+from fervid.benchmarks.tracking import (MEASURED_CODE, PARTS, QUICK_FRAMES, RULE, candidate_name, candidates, choose,
+                                        extra_boxes, fragmentation, pairs, part_fps, qualifies, truth_tracks)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,6 +127,9 @@ def test_quick_run_json_is_consistent(tmp_path):
     assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     assert result["rule"] == RULE
+    # Provenance read before the timings: the commit, and which of the measured files differed from it.
+    assert isinstance(result["machine"]["git_commit"], str)
+    assert all(path.startswith(MEASURED_CODE) for path in result["uncommitted_code"])
     config = result["config"]
     width, height = config["size"]
     first, last = config["frames"]
