@@ -1,11 +1,14 @@
 """CaptureActor: one per stream; reads frames and drives each through the pipeline.
 
-For every frame it puts the image in the object store once and submits the whole chain at
-once: ``detect`` on a pool detector (boxes and crops), ``classify`` on the inference actor (which
-receives only the detection and returns the classified ``Faces``), and ``publish``, which
-receives only those faces and, when somebody watches the stream, the JPEG this actor encoded
-itself (it holds the frame anyway; the publisher never reads a frame). Ray forwards results
-between the actors; this actor only waits for the end of each chain.
+The stream's face tracks live here (``StreamTracking``). For every frame the actor makes the
+frame's scan plan from them (a full scan now and then, otherwise regions around the tracks and
+where something moved), puts the image in the object store once and submits ``detect`` with the
+plan on a pool detector (boxes and crops) and ``classify`` on the inference actor (which receives
+only the detection and returns the classified ``Faces``); Ray forwards the detection between them.
+When a frame's faces come back, and every frame launched before it has come back too
+(``InOrder``: frames finish out of order, tracks need them in order), the actor matches them to
+its tracks, smooths their expressions and submits ``publish`` with the tracked faces and, when
+somebody watches the stream, the JPEG it encoded itself (the publisher never reads a frame).
 
 Backpressure: at most ``max_in_flight`` frames of this stream are in the pipeline. A live
 source (camera, URL, or a paced file) never waits: while the pipeline is full the newest frame
@@ -27,7 +30,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -35,7 +38,10 @@ import ray
 
 from fervid.media.frame_source import FrameSource
 from fervid.media.sources import parse_source
+from fervid.models.scan_plan import ScanPlan
+from fervid.models.stream_tracking import StreamTracking, TrackingParams
 from fervid.services.config import CaptureConfig, StreamConfig
+from fervid.services.frame_order import InOrder
 from fervid.services.frame_slots import Slot, StreamBook
 from fervid.services.runtime import Telemetry
 
@@ -70,14 +76,28 @@ def in_flight_limit(configured: int | None, detectors: int, streams: int) -> int
     return max(1, -(-budget // max(1, streams)))  # ceiling division
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Chain:
-    """A launched frame's refs: what the completer needs to finish it."""
+    """A launched frame: what the completer needs to track, publish and finish it."""
 
     ts_capture: float
+    plan: ScanPlan
+    meta: dict
+    jpeg: bytes
     detect_ref: ray.ObjectRef
     infer_ref: ray.ObjectRef
-    publish_ref: ray.ObjectRef
+    classification: object = None
+    """The inference result, once it is in (kept for the publish step and the metrics)."""
+    publish_ref: ray.ObjectRef | None = None
+    """Set when the tracked faces were sent to the publisher (frames go in launch order)."""
+    refs: list = field(default_factory=list)
+
+    @property
+    def awaited(self) -> ray.ObjectRef | None:
+        """The ref whose completion moves this frame on (``None``: it waits for older frames)."""
+        if self.publish_ref is not None:
+            return self.publish_ref
+        return self.infer_ref if self.classification is None else None
 
 
 @ray.remote
@@ -85,7 +105,8 @@ class CaptureActor:
     KIND = "capture"
 
     def __init__(self, stream: StreamConfig, capture: CaptureConfig, detectors: list, inference: list,
-                 publisher, metrics_actor=None, max_in_flight: int | None = None):
+                 publisher, metrics_actor=None, max_in_flight: int | None = None,
+                 tracking: TrackingParams | None = None):
         self._stream = stream
         self._name = stream.name
         self._spec = parse_source(stream.source, check_exists=False)
@@ -111,13 +132,16 @@ class CaptureActor:
         # Submissions (admitting a frame and sending its chain) happen under this lock, from the
         # reader or the completer, so chains leave in the order their frames were admitted.
         self._submitting = threading.Lock()
+        self._tracking = StreamTracking(tracking or TrackingParams(enabled=False))
+        self._frame_area = 0
+        self._order: InOrder[_Chain] = InOrder()
         self._detectors, self._inference, self._publisher = list(detectors), list(inference), publisher
         self._watched = threading.Event()
         """Set while the publisher reports a subscriber for this stream: frames are JPEG-encoded then."""
         self._watched_as_of = 0.0
         """``ts_publish`` of the publish result that last set ``_watched`` (completer thread only)."""
         self._faults: queue.SimpleQueue[str] = queue.SimpleQueue()
-        self._reported = {"reconnects": 0, "open_attempts": 0}
+        self._reported = {"reconnects": 0, "open_attempts": 0, "tracks_started": 0}
         self._started_at = time.time()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._guarded(self._read_loop, "reader"),
@@ -178,13 +202,24 @@ class CaptureActor:
         height, width = image.shape[:2]
         meta = {"stream": self._name, "seq": frame.seq, "ts_capture": frame.ts_capture,
                 "width": int(width), "height": int(height), "fps": round(self._book.fps(), 2)}
+        plan = self._tracking.plan(frame.ts_capture, image)
         frame_ref = ray.put(image)
-        detect_ref = self._detectors[slot.detector].detect.remote(frame_ref)
+        detect_ref = self._detectors[slot.detector].detect.remote(frame_ref, plan)
         inference = self._inference[zlib.crc32(self._name.encode()) % len(self._inference)]
         infer_ref = inference.classify.remote(detect_ref)
+        self._count_plan(plan, int(width), int(height))
+        self._frame_area = int(width) * int(height)
         jpeg = self._encode(image) if self._watched.is_set() else b""  # while the frame is detected
-        publish_ref = self._publisher.publish.remote(meta, infer_ref, jpeg)
-        self._book.launched(slot, _Chain(frame.ts_capture, detect_ref, infer_ref, publish_ref))
+        self._order.launched(slot.id)
+        self._book.launched(slot, _Chain(frame.ts_capture, plan, meta, jpeg, detect_ref, infer_ref))
+
+    def _count_plan(self, plan: ScanPlan, width: int, height: int) -> None:
+        b = self._telemetry.buffer
+        if plan.full:
+            b.inc("fervid_full_scans_total", stream=self._name)
+        elif len(plan):
+            b.inc("fervid_region_scans_total", len(plan), stream=self._name)
+        b.inc("fervid_scanned_pixels_total", plan.pixels(width, height), stream=self._name)
 
     def _encode(self, image: np.ndarray) -> bytes:
         ok, encoded = cv2.imencode(".jpg", image, self._jpeg_params)
@@ -212,13 +247,40 @@ class CaptureActor:
             if not pending:
                 self._book.wait_for_pending(0.2)
                 continue
-            by_ref = {chain.publish_ref: slot_id for slot_id, chain in pending.items()}
-            ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=0.2)
+            by_ref = {chain.awaited: slot_id for slot_id, chain in pending.items() if chain.awaited is not None}
+            ready, _ = ray.wait(list(by_ref), num_returns=1, timeout=0.2) if by_ref else ([], [])
             for ref in ready:
-                self._finish(by_ref[ref], pending[by_ref[ref]])
+                slot_id = by_ref[ref]
+                chain = pending[slot_id]
+                if ref is chain.publish_ref:
+                    self._finish(slot_id, chain)
+                else:
+                    self._classified(slot_id, chain)
             self._give_up_stuck()
             self._submit_waiting()
         self._update_gauges()
+
+    def _classified(self, slot_id: int, chain: _Chain) -> None:
+        """A frame's faces are in: keep them, then track and publish every frame now in order."""
+        try:
+            chain.classification = ray.get(chain.infer_ref)
+        except Exception:
+            self._drop(slot_id, self._failed_stage(chain))
+            return
+        self._publish_due(self._order.finish(slot_id, chain))
+
+    def _publish_due(self, due: list[tuple[int, _Chain]]) -> None:
+        """Match each frame's faces to the tracks, in launch order, and send it to the publisher."""
+        for _, chain in due:
+            classification = chain.classification
+            tracked = self._tracking.apply(chain.ts_capture, chain.plan, classification.faces)
+            started = self._tracking.counts.tracks_started - self._reported["tracks_started"]
+            if started:
+                self._telemetry.buffer.inc("fervid_tracks_started_total", started, stream=self._name)
+                self._reported["tracks_started"] += started
+            chain.classification = replace(classification, faces=tracked)
+            chain.publish_ref = self._publisher.publish.remote(chain.meta, chain.classification, chain.jpeg)
+            chain.jpeg = b""
 
     def _take_injected_fault(self) -> None:
         """Act on a fault ``inject_fault`` asked for (called by the completion thread only)."""
@@ -234,11 +296,10 @@ class CaptureActor:
     def _finish(self, slot_id: int, chain: _Chain) -> None:
         try:
             published = ray.get(chain.publish_ref)
-            # Owned by this actor and small, so it is already here: no second remote read.
-            classification = ray.get(chain.infer_ref)
         except Exception:
-            self._drop(slot_id, self._failed_stage(chain))
+            self._drop(slot_id, "publish")
             return
+        classification = chain.classification
         # Results complete out of order: only the most recent publish says who watches now.
         if published.ts_publish >= self._watched_as_of:
             self._watched_as_of = published.ts_publish
@@ -276,9 +337,12 @@ class CaptureActor:
             stage = self._pending_stage(chain)
             if self._book.give_up(slot_id, stage):
                 self._count_drops(stage)
+            self._publish_due(self._order.finish(slot_id, None))
 
     @staticmethod
     def _pending_stage(chain: _Chain) -> str:
+        """The first stage a stuck frame had not finished (waiting for older frames counts as
+        ``publish``: its faces were in)."""
         for stage, ref in (("detect", chain.detect_ref), ("infer", chain.infer_ref)):
             ready, _ = ray.wait([ref], timeout=0)
             if not ready:
@@ -297,6 +361,7 @@ class CaptureActor:
     def _drop(self, slot_id: int, stage: str) -> None:
         if self._book.dropped(slot_id, stage):
             self._count_drops(stage)
+        self._publish_due(self._order.finish(slot_id, None))
 
     def _count_drops(self, stage: str, count: int = 1) -> None:
         if count:
@@ -308,6 +373,8 @@ class CaptureActor:
         b.set("fervid_stream_fps", self._book.fps(), stream=self._name)
         b.set("fervid_frames_in_flight", self._book.in_flight, stream=self._name)
         b.set("fervid_stream_watched", 1.0 if self._watched.is_set() else 0.0, stream=self._name)
+        if self._tracking.enabled:
+            b.set("fervid_tracks_alive", self._tracking.tracks_alive, stream=self._name)
         for key, series in (("reconnects", "fervid_reconnects_total"),
                             ("open_attempts", "fervid_source_open_attempts_total")):
             new = getattr(self._source, key) - self._reported[key]
@@ -325,9 +392,18 @@ class CaptureActor:
                 "last_error": self._source.last_error,
                 "latency_ms_p50": book.latency_ms_p50, "latency_ms_p95": book.latency_ms_p95,
                 "in_flight": book.in_flight, "waiting": book.waiting, "max_in_flight": book.max_in_flight,
-                "stuck_given_up": book.stuck_given_up,
+                "stuck_given_up": book.stuck_given_up, "tracking": self._tracking_status(),
                 "last_seq": book.last_seq, "pid": os.getpid(),
                 "restarted": self._restarted, "uptime_s": round(time.time() - self._started_at, 1)}
+
+    def _tracking_status(self) -> dict | None:
+        if not self._tracking.enabled:
+            return None
+        counts = self._tracking.counts
+        return {"tracks_alive": self._tracking.tracks_alive, "tracks_started": counts.tracks_started,
+                "full_scans": counts.full_scans, "region_scans": counts.region_scans,
+                "scanned_share": round(counts.pixels_scanned / max(1, counts.frames)
+                                       / max(1, self._frame_area), 4)}
 
     def inject_fault(self, kind: str) -> None:
         """Break this actor on purpose, for fault-injection tests (like ``pid`` on other actors).

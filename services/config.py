@@ -18,6 +18,9 @@ from fervid.errors import FervidError
 from fervid.validation import first_problem
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.face_detector import DetectorParams
+from fervid.models.scan_plan import PlanParams
+from fervid.models.stream_tracking import TrackingParams
+from fervid.models.tracker import TrackerParams
 from fervid.services.placement import check_selector
 
 STREAM_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -110,6 +113,54 @@ class DetectorConfig(_Strict):
         """The ``detectMultiScale`` settings these keys describe."""
         return DetectorParams(scale_factor=self.scale_factor, min_neighbors=self.min_neighbors,
                               min_size=self.min_size, downscale=self.downscale)
+
+
+class TrackingConfig(_Strict):
+    """Face tracks per stream: they steer detection (full scans now and then, regions around the
+    tracks in between), give faces stable ids and smooth their expressions (docs/architecture.md,
+    "Scan plans"). The defaults are the models' own (``fervid.models.scan_plan.PlanParams`` ...),
+    chosen by ``benchmarks.tracking`` (docs/performance.md)."""
+
+    enabled: bool = Field(True, description="false: a full scan of every frame, no track ids, no smoothing "
+                                            "(the behaviour before tracking, for comparison)")
+    full_scan_every: Annotated[int, Field(ge=1, le=1000)] = Field(
+        PlanParams.full_scan_every, description="frames from one full scan to the next at most (1: every frame)")
+    region_margin: Annotated[float, Field(ge=0, le=4)] = Field(
+        PlanParams.region_margin, description="added on each side of a track's box, as a share of its size")
+    size_ratio: Annotated[float, Field(gt=1, le=4)] = Field(
+        PlanParams.size_ratio, description="a region is scanned for faces of size / ratio to size x ratio")
+    region_face_px: Annotated[int, Field(ge=0, le=512)] = Field(
+        PlanParams.region_face_px, description="shrink regions so their smallest face is this many pixels "
+                                               "before scanning (0: full resolution)")
+    full_scan_after_misses: Annotated[int, Field(ge=1, le=1000)] = PlanParams.full_scan_after_misses
+    motion: bool = Field(PlanParams.motion, description="also scan regions where something moved outside the tracks")
+    motion_full_scan_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        PlanParams.motion_full_scan_share, description="motion over this share of the frame (a cut, a pan) "
+                                                       "makes the frame a full scan")
+    iou_threshold: Annotated[float, Field(gt=0, lt=1)] = TrackerParams.iou_threshold
+    max_age_s: Annotated[float, Field(gt=0, le=3600)] = Field(
+        TrackerParams.max_age_s, description="a track ends after going unmatched this long")
+    smoothing_half_life_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        TrackingParams.smoothing_half_life_s, description="half-life of each track's expression average "
+                                                          "(0: no smoothing; the label shown is the smoothed one)")
+
+    @field_validator("region_face_px")
+    @classmethod
+    def _region_face_fits_the_cascade(cls, value: int) -> int:
+        if 0 < value < 24:
+            raise ValueError("must be 0 (full resolution) or at least 24, the Haar cascade's window")
+        return value
+
+    def params(self, min_size: int) -> TrackingParams:
+        """The tracking settings; ``min_size`` (the detector's) bounds faces searched in motion regions."""
+        return TrackingParams(
+            enabled=self.enabled,
+            plan=PlanParams(full_scan_every=self.full_scan_every, region_margin=self.region_margin,
+                            size_ratio=self.size_ratio, full_scan_after_misses=self.full_scan_after_misses,
+                            motion=self.motion, motion_full_scan_share=self.motion_full_scan_share,
+                            min_size=min_size, region_face_px=self.region_face_px),
+            tracker=TrackerParams(iou_threshold=self.iou_threshold, max_age_s=self.max_age_s),
+            smoothing_half_life_s=self.smoothing_half_life_s)
 
 
 class InferenceConfig(_Strict):
@@ -214,6 +265,7 @@ class ServiceConfig(_Strict):
     streams: list[StreamConfig] = Field(default_factory=lambda: [default_stream()])
     capture: CaptureConfig = CaptureConfig()
     detector: DetectorConfig = DetectorConfig()
+    tracking: TrackingConfig = TrackingConfig()
     inference: InferenceConfig = InferenceConfig()
     publisher: PublisherConfig = PublisherConfig()
     metrics: MetricsConfig = MetricsConfig()

@@ -14,6 +14,7 @@ import ray
 
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
 from fervid.models.preprocessing import crop_faces, to_grey
+from fervid.models.scan_plan import ScanPlan
 from fervid.services.runtime import Telemetry
 
 
@@ -26,11 +27,12 @@ class Detection:
     seconds: float
 
 
-def detect_faces(detector: HaarFaceDetector, frame: np.ndarray) -> Detection:
-    """Greyscale once, find faces, cut their crops: the whole detection stage for one frame."""
+def detect_faces(detector: HaarFaceDetector, frame: np.ndarray, plan: ScanPlan | None = None) -> Detection:
+    """Greyscale once, find faces (a full scan, or what ``plan`` says), cut their crops: the whole
+    detection stage for one frame."""
     start = time.perf_counter()
     grey = to_grey(frame)
-    boxes = detector.detect(grey)
+    boxes = detector.detect(grey) if plan is None else detector.detect_plan(grey, plan)
     crops = crop_faces(grey, boxes)
     return Detection(boxes, crops, time.perf_counter() - start)
 
@@ -47,8 +49,11 @@ class DetectorActor:
         self._telemetry = Telemetry(metrics_actor)
         self._telemetry.report_restart_if_any(self.KIND)
 
-    def detect(self, frame: np.ndarray) -> Detection:
-        return detect_faces(self._detector, frame)
+    def detect(self, frame: np.ndarray, plan: ScanPlan | None = None) -> Detection:
+        """Run ``plan`` on ``frame`` (the stream's capture actor made it; none: a full scan).
+        The plan travels with the frame, so this actor keeps no per-stream state and any
+        detector of the pool can serve any frame."""
+        return detect_faces(self._detector, frame, plan)
 
     def pid(self) -> int:
         import os

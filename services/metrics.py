@@ -54,6 +54,13 @@ SERIES: dict[str, SeriesSpec] = {
     "fervid_stream_fps": SeriesSpec("gauge", "Frames per second read from the source.", ("stream",)),
     "fervid_stream_watched": SeriesSpec("gauge", "1 while some monitor subscribes to the stream.", ("stream",)),
     "fervid_frames_in_flight": SeriesSpec("gauge", "Frames of the stream inside the pipeline.", ("stream",)),
+    "fervid_full_scans_total": SeriesSpec("counter", "Frames whose scan plan was a full scan.", ("stream",)),
+    "fervid_region_scans_total": SeriesSpec(
+        "counter", "Regions scanned instead of whole frames (around tracks, or where something moved).", ("stream",)),
+    "fervid_scanned_pixels_total": SeriesSpec(
+        "counter", "Frame pixels the scan plans covered (per frame: divide by frames processed).", ("stream",)),
+    "fervid_tracks_alive": SeriesSpec("gauge", "Face tracks the stream follows now.", ("stream",)),
+    "fervid_tracks_started_total": SeriesSpec("counter", "Face tracks started (faces newly in view).", ("stream",)),
     "fervid_reconnects_total": SeriesSpec("counter", "Times a lost source was opened again.", ("stream",)),
     "fervid_source_open_attempts_total": SeriesSpec(
         "counter", "Times the source was tried to be opened, successfully or not.", ("stream",)),

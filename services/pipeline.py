@@ -166,7 +166,7 @@ class Pipeline:
                                 num_cpus=self.config.capture.num_cpus, **placement)
         handle = CaptureActor.options(**options).remote(
             stream, self.config.capture, self.detectors, self.inference, self.publisher, self.metrics,
-            max_in_flight)
+            max_in_flight, self.config.tracking.params(self.config.detector.min_size))
         return handle, spec.display
 
     def count_restart(self, kind: str) -> None:

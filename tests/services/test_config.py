@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fervid.services.config import (
     CaptureConfig, ConfigError, DetectorConfig, InferenceConfig, MetricsConfig, PublisherConfig,
-    RayConfig, ServiceConfig, StreamConfig, load_config, parse_config)
+    RayConfig, ServiceConfig, StreamConfig, TrackingConfig, load_config, parse_config)
 from tests.conftest import REPO, SAMPLE_CLIP, run_fervid
 
 DEPLOY_YAML = REPO / "deploy" / "fervid.yaml"
@@ -60,7 +60,8 @@ def test_shipped_yaml_equals_the_defaults(monkeypatch, tmp_path):
 def test_shipped_yaml_names_every_key():
     """Every setting of every section appears in the shipped document (it is the reference)."""
     document = yaml.safe_load(DEPLOY_YAML.read_text())
-    sections = {"capture": CaptureConfig, "detector": DetectorConfig, "inference": InferenceConfig,
+    sections = {"capture": CaptureConfig, "detector": DetectorConfig, "tracking": TrackingConfig,
+                "inference": InferenceConfig,
                 "publisher": PublisherConfig, "metrics": MetricsConfig, "ray": RayConfig}
     assert set(document) == set(ServiceConfig.model_fields)
     for key, model in sections.items():
@@ -314,3 +315,33 @@ def test_fervid_up_with_invalid_yaml_fails_in_one_line(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and " line " in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+# -- tracking ----------------------------------------------------------------------------------
+
+def test_tracking_section_builds_the_models_params():
+    """Every tracking key reaches the per-stream TrackingParams, and motion regions search from the
+    detector's own smallest face."""
+    config = parse_config({"tracking": {"full_scan_every": 3, "region_margin": 0.25, "size_ratio": 1.2,
+                                        "region_face_px": 40, "full_scan_after_misses": 4, "motion": False,
+                                        "motion_full_scan_share": 0.5, "iou_threshold": 0.4, "max_age_s": 2.0,
+                                        "smoothing_half_life_s": 0.0},
+                           "detector": {"min_size": 48}})
+    params = config.tracking.params(config.detector.min_size)
+    assert params.enabled
+    assert (params.plan.full_scan_every, params.plan.region_margin, params.plan.size_ratio) == (3, 0.25, 1.2)
+    assert (params.plan.region_face_px, params.plan.full_scan_after_misses, params.plan.motion) == (40, 4, False)
+    assert (params.plan.motion_full_scan_share, params.plan.min_size) == (0.5, 48)
+    assert (params.tracker.iou_threshold, params.tracker.max_age_s, params.smoothing_half_life_s) == (0.4, 2.0, 0.0)
+    assert not parse_config({"tracking": {"enabled": False}}).tracking.params(60).enabled
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"tracking": {"full_scan_every": 0}}, "tracking.full_scan_every"),
+    ({"tracking": {"size_ratio": 1.0}}, "tracking.size_ratio"),
+    ({"tracking": {"region_face_px": 12}}, "tracking.region_face_px"),
+    ({"tracking": {"interval": 5}}, "tracking.interval"),
+])
+def test_bad_tracking_settings_name_the_key(raw, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        parse_config(raw)
