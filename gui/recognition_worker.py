@@ -34,9 +34,8 @@ from fervid.errors import FervidError
 from fervid.media.image_io import load_image
 from fervid.models.face_detector import DetectorParams
 from fervid.models.faces import Faces
-from fervid.models.preprocessing import crop_faces, to_grey
 from fervid.models.recognizer import Recognizer
-from fervid.models.scan_plan import PlanParams, ScanPlan
+from fervid.models.scan_plan import PlanParams
 from fervid.models.stream_tracking import StreamTracking, TrackingParams
 from fervid.media.frame_source import DEFAULT_FILE_FPS, CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
@@ -53,16 +52,6 @@ def app_tracking_params(detector: DetectorParams) -> TrackingParams:
     """The app's tracking: the defaults, except that motion regions are searched down to the
     detector's own smallest face, so a region scan looks for every face a full scan would."""
     return TrackingParams(plan=PlanParams(min_size=detector.min_size))
-
-
-def recognise_planned(recognizer: Recognizer, image: np.ndarray, plan: ScanPlan) -> Faces:
-    """Faces found by running ``plan`` on a BGR or grey frame, classified as
-    ``Recognizer.recognise`` classifies a full scan's (one batched call on the same crops)."""
-    grey = to_grey(image)
-    boxes = recognizer.detector.detect_plan(grey, plan)
-    if len(boxes) == 0:
-        return Faces.empty()
-    return Faces(boxes, recognizer.classifier.predict(crop_faces(grey, boxes)))
 
 
 def frame_time(spec: SourceSpec, source: FrameSource, frame: CapturedFrame) -> float:
@@ -112,10 +101,8 @@ class SharedRecognizer:
         """Faces in the frame at ``ts`` of ``tracking``'s stream, scanned as its plan says, with
         their track ids and smoothed rows, left to right. Frames must come in order."""
         recognizer = self.get()
-        plan = tracking.plan(ts, image)
         with self._call_lock:
-            faces = recognise_planned(recognizer, image, plan)
-        return tracking.apply(ts, plan, faces).sorted_left_to_right()
+            return recognizer.recognise_tracked(tracking, ts, image).sorted_left_to_right()
 
     def annotate(self, image: np.ndarray) -> tuple[np.ndarray, Faces]:
         """The frame with boxes and labels drawn on it, and its faces."""

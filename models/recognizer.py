@@ -15,6 +15,8 @@ from fervid.media.image_io import load_image
 from fervid.models.preprocessing import crop_faces, to_grey
 from fervid.models.faces import Faces
 from fervid.models.results import ImageResult
+from fervid.models.scan_plan import ScanPlan
+from fervid.models.stream_tracking import StreamTracking
 
 
 class Recognizer:
@@ -29,13 +31,20 @@ class Recognizer:
              flip_average: bool = True) -> "Recognizer":
         return cls(EmotionClassifier.load(model_path, flip_average=flip_average), HaarFaceDetector(params))
 
-    def recognise(self, image: np.ndarray) -> Faces:
-        """Faces and expressions in a BGR or grey frame."""
+    def recognise(self, image: np.ndarray, plan: ScanPlan | None = None) -> Faces:
+        """Faces and expressions in a BGR or grey frame: a full scan, or what ``plan`` says."""
         grey = to_grey(image)
-        boxes = self.detector.detect(grey)
+        boxes = self.detector.detect(grey) if plan is None else self.detector.detect_plan(grey, plan)
         if len(boxes) == 0:
             return Faces.empty()
         return Faces(boxes, self.classifier.predict(crop_faces(grey, boxes)))
+
+    def recognise_tracked(self, tracking: StreamTracking, ts: float, image: np.ndarray) -> Faces:
+        """The next frame of ``tracking``'s stream (frames in order, ``ts`` its time): scanned as
+        the stream's plan says, classified, matched to its tracks and smoothed. The one
+        in-process video path (the app, recorded video); the service runs the same steps on actors."""
+        plan = tracking.plan(ts, image)
+        return tracking.apply(ts, plan, self.recognise(image, plan))
 
     def recognise_file(self, path: str | Path) -> ImageResult:
         """Load an image safely and recognise it."""

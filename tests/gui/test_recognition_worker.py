@@ -10,8 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from fervid.gui.recognition_worker import (CameraWorker, SharedRecognizer, app_tracking_params, frame_time,
-                                          recognise_planned)
+from fervid.gui.recognition_worker import CameraWorker, SharedRecognizer, app_tracking_params, frame_time
 from fervid.media.image_io import load_image
 from fervid.media.frame_source import CapturedFrame, FrameSource
 from fervid.media.sources import SourceSpec, parse_source
@@ -129,8 +128,8 @@ def test_a_plan_of_regions_finds_only_the_faces_inside_them(shared):
     around_first = ScanPlan(False, np.array([[max(0, x - w // 2), max(0, y - h // 2), 2 * w, 2 * h]], np.int32),
                             np.array([w // 2], np.int32), np.array([2 * w], np.int32), "tracks")
 
-    found = recognise_planned(shared.get(), image, around_first)
+    found = shared.get().recognise(image, around_first)
     assert len(found) == 1 and iou_matrix(found.boxes, everyone.boxes[:1])[0, 0] > 0.7
     assert found.classified and found.emotions == everyone.emotions[:1]
-    full = recognise_planned(shared.get(), image, ScanPlan.full_scan("periodic"))
+    full = shared.get().recognise(image, ScanPlan.full_scan("periodic"))
     assert full.sorted_left_to_right() == everyone
