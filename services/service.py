@@ -202,6 +202,9 @@ def format_status_line(stream: dict) -> str:
         parts.append(f"{stream['stalls']} stalls")
     if state != "up" and stream.get("open_attempts"):  # a source that never opens still shows it is retried
         parts.append(f"{stream['open_attempts']} open attempts")
+    tracking = stream.get("tracking")
+    if tracking:
+        parts.append(f"{tracking['tracks_alive']} tracks, {100 * tracking['scanned_share']:.0f}% of pixels scanned")
     if stream.get("latency_ms_p50") is not None:
         parts.append(f"latency p50 {stream['latency_ms_p50']:.0f} ms p95 {stream['latency_ms_p95']:.0f} ms")
     if state == "stalled":

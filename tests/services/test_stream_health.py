@@ -248,3 +248,11 @@ def test_the_status_line_of_a_source_being_retried_counts_its_open_attempts():
                                         "(cannot open rtsp://cam.invalid/1)")
     up = {"name": "cam", "state": "up", "frames_processed": 3, "open_attempts": 1}
     assert "open attempts" not in format_status_line(up)
+
+
+def test_status_line_shows_tracks_and_the_share_of_pixels_scanned():
+    line = format_status_line({"name": "cam", "state": "up", "fps": 30.0, "frames_processed": 90,
+                               "tracking": {"tracks_alive": 2, "tracks_started": 3, "full_scans": 9,
+                                            "region_scans": 120, "scanned_share": 0.184}})
+    assert "2 tracks, 18% of pixels scanned" in line
+    assert "tracks" not in format_status_line({"name": "cam", "state": "up", "tracking": None})
