@@ -1,9 +1,11 @@
-"""The monitoring files in deploy/: Prometheus config, alert rules and the Grafana dashboard.
+"""The monitoring files in deploy/: Prometheus config, alert rules and the Grafana dashboard,
+and the PromQL that docs/monitoring.md gives operators.
 
 Static tests read the files and check every PromQL expression against ``services.metrics.SERIES``
-(metric names, labels, the stream filter). ``promtool`` checks the config and rules. The last tests
-start a real fervid service and the real ``prometheus`` binary scraping it, and require every
-dashboard query and every alert expression to evaluate, with data where the series must exist.
+(metric names, labels, the stream filter) and the dashboard's layout. ``promtool`` checks the config
+and rules. The last tests start a real fervid service and the real ``prometheus`` binary scraping
+it, and require every dashboard query, alert expression and documented query to evaluate, with data
+where the series must exist.
 """
 from __future__ import annotations
 
@@ -28,6 +30,9 @@ PROMETHEUS_YML = PROMETHEUS_DIR / "prometheus.yml"
 ALERTS_YML = PROMETHEUS_DIR / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "fervid-dashboard.json"
 FERVID_YAML = REPO / "deploy" / "fervid.yaml"
+MONITORING_MD = REPO / "docs" / "monitoring.md"
+TRACKING_SERIES = ("fervid_full_scans_total", "fervid_region_scans_total", "fervid_scanned_pixels_total",
+                   "fervid_tracks_alive", "fervid_tracks_started_total")
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -238,6 +243,19 @@ def dashboard_queries() -> list[tuple[str, str]]:
     return queries
 
 
+def doc_queries() -> list[tuple[str, str]]:
+    """(comment above it, expr) for every query in the ```promql blocks of docs/monitoring.md."""
+    queries = []
+    for block in re.findall(r"^```promql\n(.*?)^```", MONITORING_MD.read_text(encoding="utf-8"), re.M | re.S):
+        comment = ""
+        for line in block.splitlines():
+            if line.startswith("#"):
+                comment = line.lstrip("# ")
+            elif line.strip():
+                queries.append((comment, line.strip()))
+    return queries
+
+
 def scrape_job(config: dict, name: str) -> dict:
     return next(job for job in config["scrape_configs"] if job["job_name"] == name)
 
@@ -264,8 +282,40 @@ def test_files_parse_and_have_the_expected_shape():
 
     document = dashboard()
     assert 36 <= document["schemaVersion"] <= 41
-    assert all(panel["type"] == "timeseries" for panel in document["panels"])
+    assert all(panel["type"] in ("timeseries", "row") for panel in document["panels"])
+    assert all(not panel.get("targets") for panel in document["panels"] if panel["type"] == "row")
     assert len(dashboard_queries()) >= 10
+    assert len(doc_queries()) >= 5
+
+
+def test_dashboard_layout_ids_are_unique_and_panels_do_not_overlap():
+    """Grafana keys panels by id and lays them out on a 24-column grid by gridPos."""
+    top = dashboard()["panels"]
+    every = top + [child for panel in top for child in panel.get("panels", ())]
+    ids = [panel["id"] for panel in every]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids: {sorted(i for i in ids if ids.count(i) > 1)}"
+    boxes = []
+    for panel in top:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["y"] >= 0 and grid["w"] > 0 and grid["h"] > 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, f"{panel['title']} is wider than the grid"
+        for title, other in boxes:
+            apart = (grid["x"] >= other["x"] + other["w"] or other["x"] >= grid["x"] + grid["w"]
+                     or grid["y"] >= other["y"] + other["h"] or other["y"] >= grid["y"] + grid["h"])
+            assert apart, f"{panel['title']!r} overlaps {title!r}"
+        boxes.append((panel["title"], grid))
+
+
+def test_tracking_row_plots_every_tracking_series():
+    top = dashboard()["panels"]
+    (start,) = [i for i, panel in enumerate(top) if panel["type"] == "row" and panel["title"] == "Tracking"]
+    after = top[start + 1:]
+    end = next((i for i, panel in enumerate(after) if panel["type"] == "row"), len(after))
+    plotted = {metric for panel in after[:end] + top[start].get("panels", []) for target in panel["targets"]
+               for metric, _ in analyze(target["expr"])["selectors"]}
+    assert set(TRACKING_SERIES) <= plotted, f"the Tracking row lacks {sorted(set(TRACKING_SERIES) - plotted)}"
+    documented = {metric for _, expr in doc_queries() for metric, _ in analyze(expr)["selectors"]}
+    assert set(TRACKING_SERIES) <= documented, "docs/monitoring.md, Scanning less"
 
 
 def test_fervid_scrape_target_matches_the_shipped_service_config():
@@ -284,6 +334,8 @@ def test_every_query_uses_only_exported_series_and_their_labels():
         problems += check_expression(expr, f"dashboard panel {title!r}")
     for rule in alert_rules():
         problems += check_expression(rule["expr"], f"alert {rule['alert']}")
+    for comment, expr in doc_queries():
+        problems += check_expression(expr, f"docs/monitoring.md query {comment!r}")
     assert not problems, "\n".join(problems)
 
 
@@ -483,6 +535,11 @@ def test_prometheus_scrapes_fervid(prometheus):
 def test_every_dashboard_query_returns_data(prometheus):
     check_queries(prometheus["base"], [(grafana_to_promql(expr), f"panel {title!r}")
                                        for title, expr in dashboard_queries()])
+
+
+@needs_prometheus
+def test_every_documented_query_returns_data(prometheus):
+    check_queries(prometheus["base"], [(expr, f"docs/monitoring.md {comment!r}") for comment, expr in doc_queries()])
 
 
 @needs_prometheus
