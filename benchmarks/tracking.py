@@ -183,14 +183,20 @@ def candidate_name(plan: PlanParams) -> str:
             f"-r{plan.size_ratio:g}-px{plan.region_face_px}")
 
 
-def candidates(min_size: int, quick: bool = False) -> list[PlanParams]:
-    """The plan settings to measure (min_size: the detector's)."""
+def default_grid() -> dict[str, tuple]:
+    return {"full_scan_every": FULL_SCAN_EVERY, "motion": MOTION, "region_margin": REGION_MARGINS,
+            "size_ratio": SIZE_RATIOS, "region_face_px": REGION_FACE_PX}
+
+
+def candidates(min_size: int, quick: bool = False, grid: dict[str, tuple] | None = None) -> list[PlanParams]:
+    """The plan settings to measure (min_size: the detector's; grid: ``default_grid()`` unless given)."""
     if quick:
         return [replace(plan, min_size=min_size) for plan in QUICK_CANDIDATES]
+    g = grid or default_grid()
     return [PlanParams(full_scan_every=every, motion=motion, region_margin=margin, size_ratio=size_ratio,
                        region_face_px=face_px, min_size=min_size)
             for every, motion, margin, size_ratio, face_px in itertools.product(
-                FULL_SCAN_EVERY, MOTION, REGION_MARGINS, SIZE_RATIOS, REGION_FACE_PX)]
+                g["full_scan_every"], g["motion"], g["region_margin"], g["size_ratio"], g["region_face_px"])]
 
 
 def qualifies(part: dict, baseline_part: dict) -> bool:
@@ -409,7 +415,12 @@ def run(args: argparse.Namespace) -> dict:
     clip = load_clip(truth_doc, args.clip, args.quick)
     detector_params = DetectorConfig().params()
     detector = HaarFaceDetector(detector_params)
-    plans = candidates(detector_params.min_size, args.quick)
+    grid = default_grid()
+    if args.region_face_px:
+        grid["region_face_px"] = tuple(args.region_face_px)
+    if args.motion_only:
+        grid["motion"] = (True,)
+    plans = candidates(detector_params.min_size, args.quick, grid)
     repeats = args.repeats or (2 if args.quick else 3)
     log(f"tracking: {len(plans)} candidates and the full scan on {len(clip.frames)} frames, {repeats} rounds")
 
@@ -442,8 +453,7 @@ def run(args: argparse.Namespace) -> dict:
                    "detector": asdict(detector_params), "plan_defaults": asdict(PlanParams()),
                    "tracking_defaults": {"tracker": asdict(TrackingParams().tracker),
                                          "smoothing_half_life_s": TrackingParams().smoothing_half_life_s},
-                   "grid": {"full_scan_every": FULL_SCAN_EVERY, "motion": MOTION, "region_margin": REGION_MARGINS,
-                            "size_ratio": SIZE_RATIOS, "region_face_px": REGION_FACE_PX},
+                   "grid": grid,
                    "timed": "per frame: plan + detect_plan + apply (candidates), detect (baseline); BGR frames "
                             "decoded in advance, one thread"},
         "truth": {part: {"faces": baseline["parts"][part]["truth_faces"], "tracks": len(tracks[part])}
@@ -562,6 +572,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clip", type=Path, default=SAMPLE_CLIP, help="the sample clip")
     parser.add_argument("--truth", type=Path, default=TRUTH_FILE, help="hand-checked face boxes (JSON)")
     parser.add_argument("--repeats", type=_positive, help="timing rounds (default 3; 2 with --quick)")
+    parser.add_argument("--region-face-px", type=int, nargs="+", metavar="PX",
+                        help=f"grid values of region_face_px instead of {REGION_FACE_PX} (0 or >= 24 each)")
+    parser.add_argument("--motion-only", action="store_true", help="grid: motion on only (halves the candidates)")
     parser.add_argument("--baseline-every", type=_positive, default=16,
                         help="a full-scan pass before every N candidates in each round (default 16)")
     return parser.parse_args(argv)
