@@ -34,7 +34,7 @@ REGIONS = "regions"
 
 @dataclass(frozen=True)
 class PlanParams:
-    full_scan_every: int = 10
+    full_scan_every: int = 15
     """Frames from one full scan to the next at most (1: every frame is a full scan)."""
     region_margin: float = 0.5
     """Added on every side of a track's predicted box, as a share of its size."""
@@ -47,7 +47,7 @@ class PlanParams:
     full_scan_area_share: float = 0.5
     min_size: int = 30
     """Smallest face searched for in a motion region (the full scan's ``min_size``)."""
-    region_face_px: int = 0
+    region_face_px: int = 36
     """Shrink each region so its smallest face measures this many pixels before scanning (0: scan
     at full resolution). Haar's cost grows with the scanned positions at every pyramid level, and
     a face of 100 pixels is found about as well at half the size."""
