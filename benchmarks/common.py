@@ -28,6 +28,18 @@ IN_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
 """Only a checkout has ``tests/data`` and ``../shared`` beside it; an installed copy has neither."""
 
 
+def display_path(path: Path) -> str:
+    """A path as recorded in a benchmark's JSON: relative to the checkout (so results compare across
+    machines), absolute in an installed copy or outside the checkout."""
+    path = Path(path).resolve()
+    if not IN_CHECKOUT:
+        return str(path)
+    try:
+        return os.path.relpath(path, REPO_ROOT)
+    except ValueError:
+        return str(path)
+
+
 def make_parser(description: str) -> argparse.ArgumentParser:
     """The flags every benchmark takes; a benchmark adds its own after these."""
     parser = argparse.ArgumentParser(description=description)

@@ -54,7 +54,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.benchmarks.common import (IN_CHECKOUT, REPO_ROOT, SAMPLE_CLIP, checkout_default, decode_frames, emit, log,
+from fervid.benchmarks.common import (display_path, SAMPLE_CLIP, checkout_default, decode_frames, emit, log,
                                      machine_info, make_parser, median, ratio, require_bench, require_input)
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
 from fervid.media.image_io import load_image
@@ -370,7 +370,7 @@ def run(args: argparse.Namespace) -> dict:
         "benchmark": "detector",
         "quick": args.quick,
         "machine": machine_info(),
-        "config": {"clip": _rel(args.clip), "media": _rel(args.media), "truth": _rel(args.truth),
+        "config": {"clip": display_path(args.clip), "media": display_path(args.media), "truth": display_path(args.truth),
                    "clip_frames_evaluated": len(media.frames), "clip_frame_step": media.frame_ids[1] - media.frame_ids[0]
                    if len(media.frame_ids) > 1 else 1,
                    "clip_frames_timed": len(timed_frames), "photos": media.photo_names, "repeats": repeats,
@@ -408,15 +408,6 @@ def _statement(row: dict, baseline: dict, what: dict) -> str:
             f"{photos['faces_gained']} gained); false positives {baseline['clip']['fp']} -> {row['clip']['fp']} "
             f"on the clip, {baseline['photos']['fp']} -> {row['photos']['fp']} on the photos")
 
-
-def _rel(path: Path) -> str:
-    path = Path(path).resolve()
-    if not IN_CHECKOUT:
-        return str(path)
-    try:
-        return os.path.relpath(path, REPO_ROOT)
-    except ValueError:
-        return str(path)
 
 
 # ---------------------------------------------------------------- output

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import random
 import subprocess
 import sys
@@ -53,7 +52,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fervid.benchmarks.common import (IN_CHECKOUT, REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info,
+from fervid.benchmarks.common import (display_path, IN_CHECKOUT, REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info,
                                      make_parser, median, ratio, require_bench, require_input)
 from fervid.benchmarks.detector import TRUTH_FILE, load_truth
 from fervid.models.face_detector import HaarFaceDetector
@@ -445,7 +444,7 @@ def run(args: argparse.Namespace) -> dict:
         "quick": args.quick,
         "machine": {**machine_info(), "git_commit": code["git_commit"]},
         "uncommitted_code": code["uncommitted"],
-        "config": {"clip": _rel(args.clip), "truth": _rel(args.truth), "frames": [frames[0], frames[-1]],
+        "config": {"clip": display_path(args.clip), "truth": display_path(args.truth), "frames": [frames[0], frames[-1]],
                    "parts": {part: [frames[p[0]], frames[p[-1]]] for part, p in positions.items()},
                    "size": [clip.width, clip.height], "media_fps": FPS, "repeats": repeats,
                    "baseline_every": args.baseline_every, "baseline_passes": len(baseline_passes),
@@ -483,15 +482,6 @@ def _statement(row: dict, baseline: dict, part: str, ok: bool) -> str:
             f"tracks (full scan through the same tracker: {b['fragmentation']['id_switches']}); it {verdict} the "
             f"rule's recall thresholds")
 
-
-def _rel(path: Path) -> str:
-    path = Path(path).resolve()
-    if not IN_CHECKOUT:
-        return str(path)
-    try:
-        return os.path.relpath(path, REPO_ROOT)
-    except ValueError:
-        return str(path)
 
 
 # ---------------------------------------------------------------- output
