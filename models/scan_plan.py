@@ -28,10 +28,6 @@ import numpy as np
 
 from fervid.models.motion import Motion
 
-FULL = "full"
-REGIONS = "regions"
-
-
 @dataclass(frozen=True)
 class PlanParams:
     full_scan_every: int = 15
