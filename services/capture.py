@@ -30,7 +30,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -90,7 +90,6 @@ class _Chain:
     """The inference result, once it is in (kept for the publish step and the metrics)."""
     publish_ref: ray.ObjectRef | None = None
     """Set when the tracked faces were sent to the publisher (frames go in launch order)."""
-    refs: list = field(default_factory=list)
 
     @property
     def awaited(self) -> ray.ObjectRef | None:
@@ -252,7 +251,7 @@ class CaptureActor:
             for ref in ready:
                 slot_id = by_ref[ref]
                 chain = pending[slot_id]
-                if ref is chain.publish_ref:
+                if chain.publish_ref is not None and ref == chain.publish_ref:
                     self._finish(slot_id, chain)
                 else:
                     self._classified(slot_id, chain)
