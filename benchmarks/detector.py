@@ -111,25 +111,34 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def match(detections: Sequence[Box], truths: Sequence[Box], threshold: float = IOU_THRESHOLD) -> Match:
-    """Pair detections with truth boxes greedily, highest IoU first, each box used at most once.
+def pairs(detections: Sequence[Box], truths: Sequence[Box], threshold: float) -> list[tuple[int, int]]:
+    """``(detection, truth)`` index pairs, greedily by highest IoU first (ties: lower detection,
+    then lower truth index), each box used at most once, IoU >= ``threshold``.
 
-    A pair counts only when its IoU is >= ``threshold``. Unpaired detections are false positives,
-    unpaired truth boxes false negatives.
+    The one pairing of the benchmarks: ``match`` counts it, ``benchmarks.tracking`` follows its pairs.
     """
-    pairs = sorted(((iou(d, t), di, ti) for di, d in enumerate(detections) for ti, t in enumerate(truths)),
-                   key=lambda p: (-p[0], p[1], p[2]))
+    ranked = sorted(((iou(d, t), di, ti) for di, d in enumerate(detections) for ti, t in enumerate(truths)),
+                    key=lambda p: (-p[0], p[1], p[2]))
     used_d: set[int] = set()
     used_t: set[int] = set()
-    for value, di, ti in pairs:
+    found = []
+    for value, di, ti in ranked:
         if value < threshold:
             break
         if di in used_d or ti in used_t:
             continue
         used_d.add(di)
         used_t.add(ti)
-    tp = len(used_t)
-    return Match(tp=tp, fp=len(detections) - tp, fn=len(truths) - tp, found=tuple(sorted(used_t)))
+        found.append((di, ti))
+    return found
+
+
+def match(detections: Sequence[Box], truths: Sequence[Box], threshold: float = IOU_THRESHOLD) -> Match:
+    """Pair detections with truth boxes (``pairs``). Unpaired detections are false positives,
+    unpaired truth boxes false negatives."""
+    found = pairs(detections, truths, threshold)
+    tp = len(found)
+    return Match(tp=tp, fp=len(detections) - tp, fn=len(truths) - tp, found=tuple(sorted(t for _, t in found)))
 
 
 # ---------------------------------------------------------------- settings

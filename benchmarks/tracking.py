@@ -21,7 +21,7 @@ below looks at, the second half (138-274), held out, and the whole clip. The run
 over the whole clip: the second half starts with the tracks the first half left.
 
 Matching: a truth face counts as found when a box overlaps it with IoU >= 0.4, one box per face,
-highest IoU first (``benchmarks.detector``'s greedy matching); the same against the full scan's
+highest IoU first (``benchmarks.detector.pairs``, the detector benchmark's matching); the same against the full scan's
 boxes. A box is *extra* when it overlaps no truth box and no full-scan box with IoU >= 0.4.
 Fragmentation: truth boxes in consecutive frames with IoU >= 0.3 form a true face track; each truth
 box takes the track id of the box matching it; per true track count the distinct ids and the id
@@ -54,7 +54,7 @@ import numpy as np
 
 from fervid.benchmarks.common import (display_path, IN_CHECKOUT, REPO_ROOT, SAMPLE_CLIP, decode_frames, emit, log, machine_info,
                                      make_parser, median, ratio, require_bench, require_input)
-from fervid.benchmarks.detector import TRUTH_FILE, load_truth
+from fervid.benchmarks.detector import TRUTH_FILE, load_truth, pairs
 from fervid.models.face_detector import HaarFaceDetector
 from fervid.models.faces import Faces
 from fervid.models.labels import NUM_CLASSES
@@ -100,28 +100,6 @@ Box = Sequence[int]
 
 
 # ---------------------------------------------------------------- matching and tracks (pure)
-
-def pairs(detections: Sequence[Box], truths: Sequence[Box], threshold: float = MATCH_IOU) -> list[tuple[int, int]]:
-    """``(detection, truth)`` index pairs, greedy by highest IoU first, each box used once, IoU >= threshold.
-
-    The pairing of ``benchmarks.detector.match`` (same order, same ties), with the pairs themselves.
-    """
-    if not len(detections) or not len(truths):
-        return []
-    overlap = iou_matrix(np.asarray(detections, np.float64), np.asarray(truths, np.float64))
-    order = sorted(((-overlap[d, t], d, t) for d in range(overlap.shape[0]) for t in range(overlap.shape[1])
-                    if overlap[d, t] >= threshold))
-    used_d: set[int] = set()
-    used_t: set[int] = set()
-    found = []
-    for _, d, t in order:
-        if d in used_d or t in used_t:
-            continue
-        used_d.add(d)
-        used_t.add(t)
-        found.append((d, t))
-    return found
-
 
 def extra_boxes(boxes: Sequence[Box], truths: Sequence[Box], full: Sequence[Box], threshold: float = MATCH_IOU) -> int:
     """Boxes that overlap no truth box and no full-scan box with IoU >= ``threshold``."""
@@ -316,11 +294,11 @@ def part_numbers(run: Pass, passes_seconds: Sequence[Sequence[float]], full: Pas
         frame = clip.first + k
         truths = clip.truth.get(frame, [])
         found, reference = run.boxes[k].tolist(), full.boxes[k].tolist()
-        matched = pairs(found, truths)
+        matched = pairs(found, truths, MATCH_IOU)
         truth_faces += len(truths)
         truth_found += len(matched)
         full_boxes += len(reference)
-        full_found += len(pairs(found, reference))
+        full_found += len(pairs(found, reference, MATCH_IOU))
         boxes += len(found)
         extra += extra_boxes(found, truths, reference)
         if run.ids[k] is not None:

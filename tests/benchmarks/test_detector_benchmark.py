@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fervid.benchmarks.detector import (BASELINE, CLIP_RECALL_TOLERANCE, PHOTOS_RECALL_TOLERANCE, QUICK_PHOTOS, TRUTH_FILE,
-                                 grid, iou, match, meets_rule, select, setting_name)
+                                 grid, iou, match, meets_rule, pairs, select, setting_name)
 from tests.conftest import OBAMA, TWO_PEOPLE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +61,30 @@ def test_match_prefers_the_highest_iou_pairing():
 def test_match_empty_inputs():
     assert match([], []).tp == 0
     assert (match([], [(0, 0, 5, 5)]).fn, match([(0, 0, 5, 5)], []).fp) == (1, 1)
+
+
+def _random_boxes(rng: random.Random, n: int) -> list[tuple[int, int, int, int]]:
+    return [(rng.randint(0, 60), rng.randint(0, 60), rng.randint(8, 30), rng.randint(8, 30)) for _ in range(n)]
+
+
+def test_match_counts_the_pairs_and_pairs_use_each_box_once():
+    rng = random.Random(7)
+    for _ in range(300):
+        detections, truths = _random_boxes(rng, rng.randint(0, 6)), _random_boxes(rng, rng.randint(0, 6))
+        for threshold in (0.3, 0.4):
+            found = pairs(detections, truths, threshold)
+            reference = match(detections, truths, threshold)
+            assert len(found) == reference.tp
+            assert tuple(sorted(t for _, t in found)) == reference.found
+            assert len({d for d, _ in found}) == len(found)
+
+
+def test_pairs_takes_the_highest_iou_first_and_keeps_the_threshold():
+    truths = [(0, 0, 10, 10), (6, 0, 10, 10)]
+    detections = [(2, 0, 10, 10), (0, 0, 10, 10)]
+    assert sorted(pairs(detections, truths, 0.4)) == [(0, 1), (1, 0)]
+    assert pairs([(5, 0, 10, 10)], [(0, 0, 10, 10)], 0.33) == [(0, 0)]  # IoU 1/3
+    assert pairs([(5, 0, 10, 10)], [(0, 0, 10, 10)], 0.4) == []
 
 
 # ---------------------------------------------------------------- grid and selection rule

@@ -1,45 +1,17 @@
-"""The tracking benchmark: its matching, true tracks, fragmentation, the selection rule, and a real --quick run."""
+"""The tracking benchmark: extra boxes, true tracks, fragmentation, the selection rule, and a real --quick run."""
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from fervid.benchmarks.detector import match
 from fervid.benchmarks.tracking import (MEASURED_CODE, PARTS, QUICK_FRAMES, RULE, candidate_name, candidates, choose,
-                                        extra_boxes, fragmentation, pairs, part_fps, qualifies, truth_tracks)
+                                        extra_boxes, fragmentation, part_fps, qualifies, truth_tracks)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-# ---------------------------------------------------------------- matching
-
-def _random_boxes(rng: random.Random, n: int) -> list[tuple[int, int, int, int]]:
-    return [(rng.randint(0, 60), rng.randint(0, 60), rng.randint(8, 30), rng.randint(8, 30)) for _ in range(n)]
-
-
-def test_pairs_agrees_with_the_detector_benchmarks_match():
-    rng = random.Random(7)
-    for _ in range(300):
-        detections, truths = _random_boxes(rng, rng.randint(0, 6)), _random_boxes(rng, rng.randint(0, 6))
-        for threshold in (0.3, 0.4):
-            found = pairs(detections, truths, threshold)
-            reference = match(detections, truths, threshold)
-            assert len(found) == reference.tp
-            assert tuple(sorted(t for _, t in found)) == reference.found
-            assert len({d for d, _ in found}) == len(found)
-
-
-def test_pairs_takes_the_highest_iou_first_and_keeps_the_threshold():
-    truths = [(0, 0, 10, 10), (6, 0, 10, 10)]
-    detections = [(2, 0, 10, 10), (0, 0, 10, 10)]
-    assert sorted(pairs(detections, truths, 0.4)) == [(0, 1), (1, 0)]
-    assert pairs([(5, 0, 10, 10)], [(0, 0, 10, 10)], 0.33) == [(0, 0)]  # IoU 1/3
-    assert pairs([(5, 0, 10, 10)], [(0, 0, 10, 10)], 0.4) == []
 
 
 def test_extra_boxes_are_in_neither_the_truth_nor_the_full_scan():
