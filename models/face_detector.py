@@ -85,12 +85,11 @@ class HaarFaceDetector:
         boxes[:, 3] = np.minimum(boxes[:, 3], height - boxes[:, 1])
         return boxes
 
-    def detect_plan(self, image: np.ndarray, plan: ScanPlan) -> np.ndarray:
-        """Boxes found by running ``plan``: the full scan, or each region cut out and scanned for
-        faces of its size range only, at full resolution (``minSize`` already skips the small
-        pyramid levels, so ``downscale`` has nothing left to save)."""
+    def detect_plan(self, image: np.ndarray, plan: ScanPlan | None = None) -> np.ndarray:
+        """Boxes found by running ``plan``: the full scan (also without a plan), or each region cut
+        out, shrunk to the plan's ``face_px`` if any, and scanned for faces of its size range only."""
         grey = to_grey(image)
-        if plan.full:
+        if plan is None or plan.full:
             return self.detect(grey)
         height, width = grey.shape[:2]
         found = []

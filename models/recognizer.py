@@ -34,7 +34,7 @@ class Recognizer:
     def recognise(self, image: np.ndarray, plan: ScanPlan | None = None) -> Faces:
         """Faces and expressions in a BGR or grey frame: a full scan, or what ``plan`` says."""
         grey = to_grey(image)
-        boxes = self.detector.detect(grey) if plan is None else self.detector.detect_plan(grey, plan)
+        boxes = self.detector.detect_plan(grey, plan)
         if len(boxes) == 0:
             return Faces.empty()
         return Faces(boxes, self.classifier.predict(crop_faces(grey, boxes)))

@@ -32,7 +32,7 @@ def detect_faces(detector: HaarFaceDetector, frame: np.ndarray, plan: ScanPlan |
     detection stage for one frame."""
     start = time.perf_counter()
     grey = to_grey(frame)
-    boxes = detector.detect(grey) if plan is None else detector.detect_plan(grey, plan)
+    boxes = detector.detect_plan(grey, plan)
     crops = crop_faces(grey, boxes)
     return Detection(boxes, crops, time.perf_counter() - start)
 
