@@ -154,8 +154,7 @@ class FaceTracker:
             del self._tracks[track_id]
         detections = np.asarray(boxes, np.float64).reshape(-1, 4)
         tracks = self.tracks
-        predicted = np.array([t.predicted(ts, self.params.predict_horizon_s) for t in tracks],
-                             np.float64).reshape(-1, 4)
+        _, predicted = self.predicted(ts)  # in the order of ``tracks``
         ids = np.zeros(len(detections), np.int64)
         matched_tracks: set[int] = set()
         if len(tracks) and len(detections):
