@@ -45,8 +45,15 @@ class TrackingCounts:
     region_scans: int = 0
     """Regions scanned, summed over frames (a frame with two regions counts two)."""
     pixels_scanned: int = 0
+    frame_pixels: int = 0
+    """Pixels of every planned frame: what full scans of them all would have covered."""
     tracks_started: int = 0
     tracks_ended: int = 0
+
+    @property
+    def scanned_share(self) -> float:
+        """Share of the frames' pixels the plans covered (1.0: full scans only, or no frame yet)."""
+        return self.pixels_scanned / self.frame_pixels if self.frame_pixels else 1.0
 
 
 class StreamTracking:
@@ -73,18 +80,18 @@ class StreamTracking:
 
     def plan(self, ts: float, image: np.ndarray) -> ScanPlan:
         """The scan plan for the frame read at ``ts``."""
+        height, width = image.shape[:2]
         if not self.enabled:
             plan = ScanPlan.full_scan("off")
         else:
             motion = self._motion.update(image) if self._motion is not None else None
             tracks = self._snapshot
-            height, width = image.shape[:2]
             plan = self._planner.plan(width, height, tracks.at(ts), tracks.ids, tracks.lost, motion)
-        height, width = image.shape[:2]
         self.counts.frames += 1
         self.counts.full_scans += int(plan.full)
         self.counts.region_scans += len(plan)
         self.counts.pixels_scanned += plan.pixels(width, height)
+        self.counts.frame_pixels += width * height
         return plan
 
     def apply(self, ts: float, plan: ScanPlan, faces: Faces) -> Faces:

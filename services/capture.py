@@ -132,7 +132,6 @@ class CaptureActor:
         # reader or the completer, so chains leave in the order their frames were admitted.
         self._submitting = threading.Lock()
         self._tracking = StreamTracking(tracking or TrackingParams(enabled=False))
-        self._frame_area = 0
         self._order: InOrder[_Chain] = InOrder()
         self._detectors, self._inference, self._publisher = list(detectors), list(inference), publisher
         self._watched = threading.Event()
@@ -207,7 +206,6 @@ class CaptureActor:
         inference = self._inference[zlib.crc32(self._name.encode()) % len(self._inference)]
         infer_ref = inference.classify.remote(detect_ref)
         self._count_plan(plan, int(width), int(height))
-        self._frame_area = int(width) * int(height)
         jpeg = self._encode(image) if self._watched.is_set() else b""  # while the frame is detected
         self._order.launched(slot.id)
         self._book.launched(slot, _Chain(frame.ts_capture, plan, meta, jpeg, detect_ref, infer_ref))
@@ -401,8 +399,7 @@ class CaptureActor:
         counts = self._tracking.counts
         return {"tracks_alive": self._tracking.tracks_alive, "tracks_started": counts.tracks_started,
                 "full_scans": counts.full_scans, "region_scans": counts.region_scans,
-                "scanned_share": round(counts.pixels_scanned / max(1, counts.frames)
-                                       / max(1, self._frame_area), 4)}
+                "scanned_share": round(counts.scanned_share, 4)}
 
     def inject_fault(self, kind: str) -> None:
         """Break this actor on purpose, for fault-injection tests (like ``pid`` on other actors).

@@ -188,3 +188,15 @@ def test_an_ended_track_is_counted_and_its_average_forgotten():
     assert len(st._smoother) == 0  # a stream that runs for days sees thousands of tracks end
     _, back = step(st, 10, faces(A, row=ANGRY))
     assert back.track_ids.tolist() == [2] and back.emotions == ["angry"]
+
+
+def test_scanned_share_is_the_planned_pixels_over_the_frames_pixels():
+    """Frames of two sizes: the share weighs each frame by its own pixels."""
+    st = StreamTracking(TrackingParams(enabled=False))
+    assert st.counts.scanned_share == 1.0  # no frame yet
+    for ts, shape in ((0.0, (360, 640, 3)), (0.1, (720, 1280, 3))):
+        st.plan(ts, np.zeros(shape, np.uint8))
+    assert st.counts.frame_pixels == 640 * 360 + 1280 * 720 == st.counts.pixels_scanned
+    assert st.counts.scanned_share == 1.0
+    st.counts.pixels_scanned = st.counts.frame_pixels // 4
+    assert st.counts.scanned_share == 0.25
