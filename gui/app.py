@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBox
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fervid.errors import FervidError
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label
+from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
 from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
@@ -105,8 +105,8 @@ class FaceTable(QTableWidget):
     def show_faces(self, faces: Faces) -> None:
         self.setRowCount(len(faces))
         numbers = faces.track_ids if faces.track_ids is not None else range(1, len(faces) + 1)
-        for row, (box, number, emotion, confidence, shown) in enumerate(
-                zip(faces.boxes, numbers, faces.emotions, faces.confidences, faces.shown)):
+        for row, (box, number, emotion, confidence) in enumerate(
+                zip(faces.boxes, numbers, faces.emotions, faces.confidences)):
             colour = _qcolor(EMOTION_COLOURS_BGR.get(emotion, (255, 255, 255)))
             x, y, w, h = (int(v) for v in box)
             self.setItem(row, 0, QTableWidgetItem(f"#{int(number)} at {x},{y} ({w}x{h})"))
@@ -114,7 +114,7 @@ class FaceTable(QTableWidget):
             expression.setBackground(colour)
             expression.setForeground(QColor("black"))
             self.setItem(row, 1, expression)
-            for offset, (name, p) in enumerate(zip(EMOTIONS, shown.tolist())):
+            for offset, (name, p) in enumerate(ordered_probabilities(faces, row)):
                 item = QTableWidgetItem(f"{p:.1%}")
                 item.setData(Qt.UserRole, p)
                 item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
