@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[cpu,gui,training,bench,test]"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,gui,training,analysis,bench,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

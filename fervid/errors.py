@@ -17,3 +17,11 @@ class ModelLoadError(FervidError):
 
 class ImageLoadError(FervidError):
     """An image file cannot be read safely (not an image, truncated, too large)."""
+
+
+class VideoError(FervidError):
+    """A video file cannot be analysed: missing, not a video, no frames, truncated."""
+
+
+class AnalysisOutputError(FervidError):
+    """An analysis output folder cannot be used: unwritable, or holding another video's results."""

@@ -23,7 +23,7 @@ from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBox
                              QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fervid.errors import FervidError
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.models.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
 from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer

@@ -1,7 +1,7 @@
 """The per-stream live monitor: `fervid monitor NAME`.
 
 Subscribes to one stream (``fervid.comms.receiver``), and on a short timer shows only the newest
-message: the decoded frame with boxes and labels (``gui.annotate.draw_faces``), per-face
+message: the decoded frame with boxes and labels (``models.annotate.draw_faces``), per-face
 probability bars, the stream's fps, capture-to-screen latency and the link state. Faces of a
 tracking service carry their track ids (``#7 sad 50%`` on the box and above its bars) and are
 labelled and barred with their tracks' smoothed probabilities, which do not flicker frame to frame.
@@ -28,7 +28,7 @@ from PyQt5.QtWidgets import QApplication, QFormLayout, QHBoxLayout, QLabel, QScr
 
 from fervid.comms.endpoints import DEFAULT_ENDPOINT, EndpointError, check_tcp_endpoint
 from fervid.errors import FervidError
-from fervid.gui.annotate import draw_faces
+from fervid.models.annotate import draw_faces
 from fervid.gui.probability_bars import ProbabilityBars
 from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap

@@ -10,7 +10,7 @@ from PyQt5.QtCore import QRect, QSize, Qt
 from PyQt5.QtGui import QColor, QPainter
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, face_labels, ordered_probabilities
+from fervid.models.annotate import EMOTION_COLOURS_BGR, face_labels, ordered_probabilities
 from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PyQt5.QtCore import QThread, pyqtSignal
 
-from fervid.gui.annotate import draw_faces
+from fervid.models.annotate import draw_faces
 from fervid.errors import FervidError
 from fervid.media.image_io import load_image
 from fervid.models.face_detector import DetectorParams

@@ -98,14 +98,27 @@ class StreamTracking:
         """The frame's classified faces with their track ids and smoothed rows."""
         if not self.enabled:
             return faces
-        update = self._tracker.update(ts, faces.boxes, plan.areas)
+        tracked = self.track(ts, plan, faces.boxes)
+        smoothed = self.smooth(tracked, faces.probabilities) if faces.probabilities is not None else None
+        return faces.with_tracks(tracked.ids, smoothed)
+
+    def track(self, ts: float, plan: ScanPlan, boxes: np.ndarray) -> "Tracked":
+        """``apply``'s first half: the frame's detected boxes to tracks (ids in box order).
+
+        Only boxes steer the tracks and the next plan, so a reader that classifies many frames'
+        faces in one batch (``fervid analyze``) tracks each frame as soon as it is detected and
+        smooths later, in the same frame order, with :meth:`smooth`."""
+        update = self._tracker.update(ts, np.asarray(boxes).reshape(-1, 4), plan.areas)
         self.counts.tracks_started += len(update.started)
         self.counts.tracks_ended += len(update.ended)
-        self._smoother.forget(update.ended)
-        smoothed = (self._smoother.update(ts, update.ids, faces.probabilities)
-                    if faces.probabilities is not None else None)
         self._publish_snapshot(ts)
-        return faces.with_tracks(update.ids, smoothed)
+        return Tracked(ts, update.ids, tuple(update.ended))
+
+    def smooth(self, tracked: "Tracked", probabilities: np.ndarray) -> np.ndarray:
+        """``apply``'s second half: the smoothed rows of a frame :meth:`track` returned (frames in
+        the order they were tracked; ``probabilities`` in the order of its boxes)."""
+        self._smoother.forget(tracked.ended)
+        return self._smoother.update(tracked.ts, tracked.ids, probabilities)
 
     def _publish_snapshot(self, ts: float) -> None:
         """Hand the tracks to ``plan`` (which may run on another thread) as one tuple swap."""
@@ -118,6 +131,17 @@ class StreamTracking:
             np.array([t.velocity for t in tracks], np.float64).reshape(-1, 4),
             np.array([t.last_seen for t in tracks], np.float64), horizon,
             frozenset(t.id for t in tracks if t.misses >= after))
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """One frame's boxes matched to tracks, waiting for its probabilities (``StreamTracking.smooth``)."""
+
+    ts: float
+    ids: np.ndarray
+    """The track of each box, in box order."""
+    ended: tuple[int, ...]
+    """Tracks that ended at this frame: their smoothing state is dropped."""
 
 
 @dataclass(frozen=True)

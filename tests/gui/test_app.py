@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PyQt5.QtGui import QColor, QImage
 
-from fervid.gui.annotate import EMOTION_COLOURS_BGR
+from fervid.models.annotate import EMOTION_COLOURS_BGR
 from fervid.gui.app import AppError, MainWindow, run_app
 from fervid.gui.recognition_worker import SharedRecognizer
 from fervid.media.image_io import load_image

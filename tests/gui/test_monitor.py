@@ -17,7 +17,7 @@ import pytest
 import zmq
 from PyQt5.QtGui import QImage
 
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, draw_faces
+from fervid.models.annotate import EMOTION_COLOURS_BGR, draw_faces
 from fervid.gui.monitor import (LinkState, MonitorError, MonitorState, MonitorWindow, decode_frame, jpeg_dimensions,
                                 run_monitor)
 from fervid.models.faces import Faces

@@ -200,3 +200,19 @@ def test_scanned_share_is_the_planned_pixels_over_the_frames_pixels():
     assert st.counts.scanned_share == 1.0
     st.counts.pixels_scanned = st.counts.frame_pixels // 4
     assert st.counts.scanned_share == 0.25
+
+
+def test_tracking_frames_first_and_smoothing_them_later_equals_apply():
+    """fervid analyze tracks each frame when detected and smooths a batch of frames later: the ids
+    and smoothed rows must be the ones ``apply`` gives frame by frame."""
+    script = [faces(A), faces(A, B, row=ANGRY), faces(B), faces(), faces(A, row=ANGRY)] * 3
+    together, apart = tracking(), tracking()
+    expected = [step(together, frame, found)[1] for frame, found in enumerate(script)]
+    pending = []
+    for frame, found in enumerate(script):
+        plan = apart.plan(frame / FPS, blank())
+        pending.append((apart.track(frame / FPS, plan, found.boxes), found))
+    for (tracked, found), want in zip(pending, expected):
+        assert tracked.ids.tolist() == want.track_ids.tolist()
+        np.testing.assert_allclose(apart.smooth(tracked, found.probabilities), want.smoothed, atol=1e-6)
+    assert apart.counts == together.counts

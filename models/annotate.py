@@ -1,4 +1,4 @@
-"""Drawing results onto frames: shared by the live monitor and the desktop app.
+"""Drawing results onto frames: shared by the live monitor, the desktop app and annotated videos.
 
 Works on BGR numpy images (what OpenCV decodes and captures) so that the same pixels are drawn
 whether a frame came over ZMQ or from a local camera, and a saved annotated image matches the

@@ -1,4 +1,4 @@
-"""Labels and boxes drawn on frames (gui.annotate): track ids and smoothed labels when faces carry them.
+"""Labels and boxes drawn on frames (models.annotate): track ids and smoothed labels when faces carry them.
 
 Real images, real OpenCV drawing; what was drawn is read back from the pixels.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fervid.gui.annotate import EMOTION_COLOURS_BGR, draw_faces, face_label, face_labels, label_scale, \
+from fervid.models.annotate import EMOTION_COLOURS_BGR, draw_faces, face_label, face_labels, label_scale, \
     ordered_probabilities
 from fervid.models.faces import Faces
 from fervid.models.labels import EMOTIONS

@@ -1,0 +1,85 @@
+"""``VideoInfo``: what a recorded video is (frames, rate, size, identity), read before analysing it.
+
+Every bad input is found here, before any worker starts or any output folder is touched: a missing
+path, a folder or a pipe, a file OpenCV cannot open (not a video, or an MP4 cut before its index),
+a video without a single decodable frame. A file that opens but ends before the frame count its
+header promises (cut mid-stream) is found while reading; the segment that meets the early end says
+so (``VideoError``), and the run stops with that one line.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+
+from fervid.errors import VideoError
+from fervid.media.files import check_regular_file
+
+DEFAULT_VIDEO_FPS = 25.0
+"""Frame rate assumed for a file that stores none (as the service does for such files)."""
+
+FINGERPRINT_BYTES = 1 << 20
+"""A video is recognised by its size and a hash of its first and last MiB: cheap for an hour of
+video, and enough to tell another recording (or a re-encoded copy) from the one analysed."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    frames: int
+    """Frame count from the container (what segments are cut by)."""
+    fps: float
+    width: int
+    height: int
+    fingerprint: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "duration_s": round(self.duration_s, 3)}
+
+
+def open_video(path: str | Path) -> cv2.VideoCapture:
+    """OpenCV's FFmpeg reader on a file (the backend the service reads files with)."""
+    return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+
+
+def fingerprint(path: Path) -> str:
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        digest.update(f.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            digest.update(f.read(FINGERPRINT_BYTES))
+    return digest.hexdigest()
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Check ``path`` is a video with frames and describe it; ``VideoError`` (one line) otherwise."""
+    path = Path(path)
+    check_regular_file(path, "a video file", VideoError)
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file, not a video")
+    cap = open_video(path)
+    try:
+        if not cap.isOpened():
+            raise VideoError(f"{path}: not a video OpenCV can read (damaged, truncated or unsupported)")
+        ok, image = cap.read()
+        if not ok or image is None:
+            raise VideoError(f"{path}: no frames could be decoded")
+        frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    finally:
+        cap.release()
+    if frames <= 0:
+        raise VideoError(f"{path}: the file states no frame count (a stream, not a recorded video)")
+    if not math.isfinite(fps) or not 0 < fps < 1000:
+        fps = DEFAULT_VIDEO_FPS
+    height, width = image.shape[:2]
+    return VideoInfo(str(path), frames, fps, int(width), int(height), fingerprint(path))
