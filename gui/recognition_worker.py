@@ -32,11 +32,9 @@ from PyQt5.QtCore import QThread, pyqtSignal
 from fervid.models.annotate import draw_faces
 from fervid.errors import FervidError
 from fervid.media.image_io import load_image
-from fervid.models.face_detector import DetectorParams
 from fervid.models.faces import Faces
 from fervid.models.recognizer import Recognizer
-from fervid.models.scan_plan import PlanParams
-from fervid.models.stream_tracking import StreamTracking, TrackingParams
+from fervid.models.stream_tracking import StreamTracking, tracking_params_for
 from fervid.media.frame_source import DEFAULT_FILE_FPS, CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
 
@@ -46,12 +44,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, FervidError):
         return str(exc)
     return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-
-
-def app_tracking_params(detector: DetectorParams) -> TrackingParams:
-    """The app's tracking: the defaults, except that motion regions are searched down to the
-    detector's own smallest face, so a region scan looks for every face a full scan would."""
-    return TrackingParams(plan=PlanParams(min_size=detector.min_size))
 
 
 def frame_time(spec: SourceSpec, source: FrameSource, frame: CapturedFrame) -> float:
@@ -270,7 +262,7 @@ class CameraWorker(QThread):
     def _run(self) -> None:
         if not self.shared.loaded:
             self.status.emit("Loading the model…")
-        self.tracking = StreamTracking(app_tracking_params(self.shared.get().detector.params))
+        self.tracking = StreamTracking(tracking_params_for(self.shared.get().detector.params))
         if self._stop.is_set():
             return
         source = self._source_factory(self.spec)

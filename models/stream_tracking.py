@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fervid.models.face_detector import DetectorParams
 from fervid.models.faces import Faces
 from fervid.models.motion import MotionDetector
 from fervid.models.scan_plan import PlanParams, ScanPlan, ScanPlanner
@@ -34,6 +35,14 @@ class TrackingParams:
     tracker: TrackerParams = field(default_factory=TrackerParams)
     smoothing_half_life_s: float = 0.5
     """Half-life of the expression average (0: no smoothing)."""
+
+
+def tracking_params_for(detector: DetectorParams) -> TrackingParams:
+    """Tracking for a reader that runs ``detector`` in-process (the app, ``fervid analyze``): the
+    defaults, except that motion regions are searched down to the detector's own smallest face, so a
+    region scan looks for every face a full scan would. One rule, so that a video analysed offline
+    gets the tracks the app shows for it."""
+    return TrackingParams(plan=PlanParams(min_size=detector.min_size))
 
 
 @dataclass

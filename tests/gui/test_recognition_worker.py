@@ -10,11 +10,10 @@ import threading
 import numpy as np
 import pytest
 
-from fervid.gui.recognition_worker import CameraWorker, SharedRecognizer, app_tracking_params, frame_time
+from fervid.gui.recognition_worker import CameraWorker, SharedRecognizer, frame_time
 from fervid.media.image_io import load_image
 from fervid.media.frame_source import CapturedFrame, FrameSource
 from fervid.media.sources import SourceSpec, parse_source
-from fervid.models.face_detector import DetectorParams
 from fervid.models.faces import Faces
 from fervid.models.labels import NUM_CLASSES
 from fervid.models.recognizer import Recognizer
@@ -97,11 +96,6 @@ def test_each_start_tracks_afresh(qtbot, shared):
     for _worker, emitted in runs:
         ids = np.concatenate([faces.track_ids for faces in emitted if len(faces)])
         assert ids.min() == 1
-
-
-def test_the_app_plans_with_its_detectors_smallest_face():
-    params = app_tracking_params(DetectorParams(min_size=50))
-    assert params.enabled and params.plan.min_size == 50
 
 
 def test_a_file_runs_on_its_own_time_and_a_live_source_on_the_wall_clock():

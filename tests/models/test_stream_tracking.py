@@ -5,9 +5,10 @@ from collections import Counter
 
 import numpy as np
 
+from fervid.models.face_detector import DetectorParams
 from fervid.models.faces import Faces
 from fervid.models.scan_plan import PlanParams, ScanPlan
-from fervid.models.stream_tracking import StreamTracking, TrackingParams
+from fervid.models.stream_tracking import StreamTracking, TrackingParams, tracking_params_for
 from fervid.models.tracker import TrackerParams
 
 FPS = 30.0
@@ -216,3 +217,8 @@ def test_tracking_frames_first_and_smoothing_them_later_equals_apply():
         assert tracked.ids.tolist() == want.track_ids.tolist()
         np.testing.assert_allclose(apart.smooth(tracked, found.probabilities), want.smoothed, atol=1e-6)
     assert apart.counts == together.counts
+
+
+def test_an_in_process_reader_plans_with_its_detectors_smallest_face():
+    params = tracking_params_for(DetectorParams(min_size=50))
+    assert params.enabled and params.plan.min_size == 50
