@@ -82,8 +82,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="accuracy of a model on a FER2013-format CSV")
     p.add_argument("--data", required=True, type=Path, help="CSV or CSV.gz in Kaggle fer2013 format")
-    p.add_argument("--split", choices=("Training", "PublicTest", "PrivateTest"),
-                   help="only rows with this Usage (default: every row)")
+    p.add_argument("--split", metavar="USAGE",
+                   help="only rows whose Usage column is USAGE: Training, PublicTest or PrivateTest in Kaggle's "
+                        "file, any name in files of your own (default: every row)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--no-flip", action="store_true", help="do not average with the mirrored face")
     p.add_argument("--confusion-png", type=Path, help="also save the confusion matrix as a PNG")

@@ -23,6 +23,12 @@ from fervid.models.preprocessing import FACE_SIZE
 FER2013_HEADER: tuple[str, ...] = ("emotion", "pixels", "Usage")
 PIXELS_PER_IMAGE: int = FACE_SIZE * FACE_SIZE
 USAGES: tuple[str, ...] = ("Training", "PublicTest", "PrivateTest")
+"""Kaggle's three Usage values. Other files in the same format name their splits as they like (another
+dataset, a split of one's own), so any non-empty Usage is read, and ``--split`` selects rows by it."""
+
+
+def _split_names(found: set[str]) -> str:
+    return ", ".join(sorted(found)) or "none"
 
 # fer2013new.csv vote columns, mapped to FER2013 class order (angry .. neutral).
 FERPLUS_COLUMNS_IN_FER2013_ORDER: tuple[str, ...] = (
@@ -55,12 +61,11 @@ class Fer2013:
                        self.usage[mask_or_index], self.rows[mask_or_index])
 
     def split(self, usage: str) -> "Fer2013":
-        """Return the rows whose Usage column equals ``usage`` (an error if there are none)."""
-        if usage not in USAGES:
-            raise DataError(f"unknown split {usage!r}; expected one of {', '.join(USAGES)}")
+        """Return the rows whose Usage column equals ``usage`` (an error naming the splits there are if none)."""
         mask = self.usage == usage
         if not mask.any():
-            raise DataError(f"no rows with Usage {usage!r} in this file")
+            raise DataError(f"no rows with Usage {usage!r} in this file "
+                            f"(its Usage values: {_split_names(set(self.usage.tolist()))})")
         return self.select(mask)
 
 
@@ -108,15 +113,15 @@ def _read_rows(path: Path):
 def load_fer2013(path: str | Path, usage: str | None = None, limit: int | None = None) -> Fer2013:
     """Read a FER2013 CSV (``emotion,pixels,Usage``), optionally only one Usage, at most ``limit`` rows.
 
-    Every row is checked: label 0..6, exactly 2304 integers in 0..255, a known Usage.
+    Every row is checked: label 0..6, exactly 2304 integers in 0..255, a non-empty Usage (any name:
+    see ``USAGES``).
     """
     path = Path(path)
-    if usage is not None and usage not in USAGES:
-        raise DataError(f"unknown split {usage!r}; expected one of {', '.join(USAGES)}")
     labels: list[int] = []
     pixels: list[np.ndarray] = []
     usages: list[str] = []
     rows: list[int] = []
+    splits_seen: set[str] = set()
     header_seen = False
     data_row = -1
     for line, row in _read_rows(path):
@@ -136,8 +141,10 @@ def load_fer2013(path: str | Path, usage: str | None = None, limit: int | None =
             raise DataError(f"{path}:{line}: emotion {label_text!r} is not an integer") from None
         if not 0 <= label < NUM_CLASSES:
             raise DataError(f"{path}:{line}: emotion {label} is outside 0..{NUM_CLASSES - 1}")
-        if row_usage not in USAGES:
-            raise DataError(f"{path}:{line}: unknown Usage {row_usage!r}")
+        row_usage = row_usage.strip()
+        if not row_usage:
+            raise DataError(f"{path}:{line}: empty Usage")
+        splits_seen.add(row_usage)
         if usage is not None and row_usage != usage:
             continue
         values = pixel_text.split()
@@ -161,8 +168,9 @@ def load_fer2013(path: str | Path, usage: str | None = None, limit: int | None =
     if not header_seen:
         raise DataError(f"{path}: the file is empty")
     if not labels:
-        which = f" with Usage {usage!r}" if usage else ""
-        raise DataError(f"{path}: no data rows{which}")
+        if usage and splits_seen:
+            raise DataError(f"{path}: no rows with Usage {usage!r} (its Usage values: {_split_names(splits_seen)})")
+        raise DataError(f"{path}: no data rows" + (f" with Usage {usage!r}" if usage else ""))
     return Fer2013(np.stack(pixels), np.array(labels, dtype=np.int64),
                    np.array(usages), np.array(rows, dtype=np.int64))
 

@@ -83,6 +83,20 @@ def test_evaluate_truncated_csv_names_the_problem(tmp_path):
     assert_one_line_error(run_fervid("evaluate", "--data", cut), "cut.csv:2", "expected 3 columns")
 
 
+def test_evaluate_splits_by_any_usage_name(tmp_path):
+    """A file of one's own in FER2013's format, with split names of its own: --split selects by them."""
+    import gzip
+
+    lines = gzip.decompress(SAMPLE_CSV.read_bytes()).decode().splitlines()
+    own = tmp_path / "own.csv"
+    own.write_text("\n".join([lines[0]] + [line.replace(",PublicTest", ",holdout-2026") for line in lines[1:]]))
+    result = run_fervid("evaluate", "--data", own, "--split", "holdout-2026", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n"] == 80
+    assert_one_line_error(run_fervid("evaluate", "--data", own, "--split", "PublicTest"),
+                          "no rows with Usage 'PublicTest'", "(its Usage values: Training, holdout-2026)")
+
+
 def test_train_bad_flags_are_one_line_errors():
     assert_one_line_error(run_fervid("train", "--data", SAMPLE_CSV, "--epochs", "0"), "--epochs")
 

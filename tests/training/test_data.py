@@ -42,7 +42,7 @@ def test_plain_csv_and_gzip_give_the_same_rows(tmp_path):
     (HEADER + GOOD_ROW.replace("3,", "x,", 1), ":2: emotion 'x' is not an integer"),
     (HEADER + GOOD_ROW.replace("128 128", "128 abc", 1), ":2: pixels contain a non-integer"),
     (HEADER + GOOD_ROW.replace("128 128", "128 300", 1), ":2: pixel values must lie in 0..255"),
-    (HEADER + GOOD_ROW.replace("Training", "Secret"), ":2: unknown Usage 'Secret'"),
+    (HEADER + GOOD_ROW.replace("Training", " "), ":2: empty Usage"),
     (HEADER + "3,128\n", ":2: expected 3 columns"),
 ])
 def test_malformed_csv_names_the_line(tmp_path, text, message):
@@ -60,8 +60,20 @@ def test_truncated_gzip_is_a_clear_error(tmp_path):
 def test_missing_file_and_unknown_split(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_fer2013(tmp_path / "absent.csv")
-    with pytest.raises(DataError, match="unknown split"):
+    with pytest.raises(DataError, match=r"no rows with Usage 'Validation' \(its Usage values: PublicTest, Training\)"):
         load_fer2013(SAMPLE_CSV, usage="Validation")
+
+
+def test_any_usage_name_is_a_split_of_its_own(tmp_path):
+    """Data of one's own in the same format names its splits as it likes; --split selects by that name."""
+    text = HEADER + GOOD_ROW.replace("Training", "Clinic-A") + GOOD_ROW.replace("3,", "5,", 1).replace("Training", "Val")
+    path = write(tmp_path, text)
+    everything = load_fer2013(path)
+    assert everything.usage.tolist() == ["Clinic-A", "Val"]
+    assert load_fer2013(path, usage="Val").labels.tolist() == [5]
+    assert everything.split("Clinic-A").labels.tolist() == [3]
+    with pytest.raises(DataError, match=r"its Usage values: Clinic-A, Val"):
+        everything.split("Training")
 
 
 def test_ferplus_votes_align_by_position_and_sum_to_one():
