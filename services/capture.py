@@ -114,10 +114,11 @@ class CaptureActor:
         # Continue numbering after the last frame the publisher sent for this stream (zero for
         # a new stream), so after a restart subscribers see a gap, never numbers going backwards.
         try:
-            first_seq, quality = ray.get([publisher.last_seq.remote(self._name), publisher.jpeg_quality.remote()],
-                                         timeout=10)
+            first_seq, quality, watched = ray.get([publisher.last_seq.remote(self._name),
+                                                   publisher.jpeg_quality.remote(),
+                                                   publisher.is_watched.remote(self._name)], timeout=10)
         except Exception:
-            first_seq, quality = 0, DEFAULT_JPEG_QUALITY
+            first_seq, quality, watched = 0, DEFAULT_JPEG_QUALITY, False
         self._jpeg_params = [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)]
         self._source = FrameSource(
             self._spec, loop=stream.loop, pace=stream.pace, fps=stream.fps,
@@ -136,6 +137,8 @@ class CaptureActor:
         self._detectors, self._inference, self._publisher = list(detectors), list(inference), publisher
         self._watched = threading.Event()
         """Set while the publisher reports a subscriber for this stream: frames are JPEG-encoded then."""
+        if watched:
+            self._watched.set()
         self._watched_as_of = 0.0
         """``ts_publish`` of the publish result that last set ``_watched`` (completer thread only)."""
         self._faults: queue.SimpleQueue[str] = queue.SimpleQueue()

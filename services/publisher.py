@@ -85,6 +85,12 @@ class PublisherActor:
         self._out.send(encode_message(message))
         return Published(True, watched, message.ts_publish, time.perf_counter() - start)
 
+    def is_watched(self, stream: str) -> bool:
+        """Whether a subscriber holds ``stream`` now (a capture actor asks once at start, so a restarted
+        one encodes a watched stream's first frames too; after that each publish result says)."""
+        self._out.drain_subscriptions()
+        return self._out.is_watched(stream)
+
     def last_seq(self, stream: str) -> int:
         """Sequence number of the stream's last published frame (0 if none)."""
         return self._last_seq.get(stream, 0)

@@ -83,7 +83,12 @@ def test_publisher_actor_sends_what_it_is_given_and_says_who_watches(ray_session
         assert ray.get(actor.jpeg_quality.remote(), timeout=30) == 65
         first = publish()
         assert first.sent and not first.watched and first.seconds >= 0
+        assert not ray.get(actor.is_watched.remote("cam1"), timeout=30)
         subscriber = Subscriber(endpoint, ("cam1",))
+        # Asked directly (what a capture actor does at start), the publisher sees the subscription too.
+        wait_for(lambda: ray.get(actor.is_watched.remote("cam1"), timeout=30), 15, interval=0.05,
+                 what="the publisher to report the subscription when asked")
+        assert not ray.get(actor.is_watched.remote("cam2"), timeout=30)
         wait_for(lambda: publish().watched, 15, interval=0.05, what="the publisher to see the subscription")
         received = []
         wait_for(lambda: publish(frame_jpeg()) and received.extend(subscriber.collect(0.2)) or any(

@@ -100,12 +100,16 @@ def test_only_watched_streams_are_jpeg_encoded(service):
     assert messages and all(m.stream == "cam0" for m in messages)
     # As above: frames admitted before the capture learnt that cam0 is watched (at most
     # max_in_flight + 1; more than the 1.5 s above when the machine is loaded) have no picture.
-    unpictured = next((i for i, m in enumerate(messages) if m.jpeg), len(messages))
-    assert unpictured <= 4 and unpictured < len(messages), [bool(m.jpeg) for m in messages]
-    assert all(m.jpeg for m in messages[unpictured:]), [bool(m.jpeg) for m in messages]
-
     def grew(name: str, stream: str) -> float:
         return sample_value(after, name, stream=stream) - sample_value(before, name, stream=stream)
+
+    # What a failure needs to be read: the pictures, and whether cam0's capture was replaced meanwhile.
+    seen = ([(m.seq, bool(m.jpeg)) for m in messages], "stalls", grew("fervid_stream_stalls_total", "cam0"),
+            "capture restarts", sample_value(after, "fervid_actor_restarts_total", kind="capture")
+            - sample_value(before, "fervid_actor_restarts_total", kind="capture"))
+    unpictured = next((i for i, m in enumerate(messages) if m.jpeg), len(messages))
+    assert unpictured <= 4 and unpictured < len(messages), seen
+    assert all(m.jpeg for m in messages[unpictured:]), seen
 
     assert grew("fervid_frames_encoded_total", "cam0") > 0
     assert sample_value(after, "fervid_stream_watched", stream="cam0") == 1.0
