@@ -83,3 +83,26 @@ def probe_video(path: str | Path) -> VideoInfo:
         fps = DEFAULT_VIDEO_FPS
     height, width = image.shape[:2]
     return VideoInfo(str(path), frames, fps, int(width), int(height), fingerprint(path))
+
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                            ".mjpeg", ".mjpg", ".3gp", ".ts"})
+"""What a folder's videos are called: a folder argument is searched (not recursively) for these.
+A file named on the command line is tried whatever its name."""
+
+
+def find_videos(paths: list[Path]) -> list[Path]:
+    """The videos the user named: files as given, folders' video files by name, in a stable order.
+    A folder without videos, or a path that does not exist, is a ``VideoError``."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            if not inside:
+                raise VideoError(f"{path}: a folder without video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            found.extend(inside)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise VideoError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
