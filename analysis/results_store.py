@@ -19,10 +19,13 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from fervid.analysis.atomic_write import partial_path, write_bytes_atomically
 from fervid.analysis.face_rows import FaceRows
 from fervid.analysis.faces_csv import format_rows, header_line, read_rows
 from fervid.analysis.summary import summarise
+from fervid.analysis.timeline import longest_tracks, plot_timeline, timeline_rows
 from fervid.analysis.video_file import VideoInfo
 from fervid.errors import AnalysisOutputError
 
@@ -34,6 +37,8 @@ OWN_FILES = tuple(name for report in (*REPORTS, MANIFEST)
                   for name in (report, partial_path(Path(report)).name))
 """Every name fervid writes in an output folder (reports, manifest, and their partial files):
 what ``force`` removes, and nothing else."""
+TIMELINE_TRACKS = 12
+"""Lanes of timeline.png: the tracks seen longest (more would not be readable)."""
 HOW_TO_PROCEED = "use --force to replace them or choose another --out"
 
 
@@ -217,12 +222,18 @@ class ResultsStore:
 
     # -- finishing ----------------------------------------------------------------------------------
     def finish(self, speed: dict) -> dict:
-        """Write summary.json from faces.csv (streamed), mark the results complete and return the
-        summary. ``speed``: ``{"frames_per_s", "x_real_time", "wall_s", "workers"}``."""
+        """Write summary.json and timeline.png from faces.csv (streamed twice: the summary names the
+        longest tracks, whose thinned rows the timeline plots), mark the results complete and return
+        the summary. ``speed``: ``{"frames_per_s", "x_real_time", "wall_s", "workers"}``."""
         summary = summarise(read_rows(self.faces_csv), self.video, self.frames_analysed, self.settings["every"],
                             speed)
         try:
             write_bytes_atomically(self.summary_json, json.dumps(summary, indent=2, allow_nan=False).encode())
+            tracks = summary["tracks"]
+            shown = longest_tracks(np.array([t["id"] for t in tracks], np.int64),
+                                   np.array([t["frames_seen"] for t in tracks], np.int64), TIMELINE_TRACKS)
+            plot_timeline(timeline_rows(read_rows(self.faces_csv), shown, self.video.duration_s), self.video,
+                          self.timeline_png, TIMELINE_TRACKS, total_tracks=len(tracks))
             self.complete = True
             self._write_manifest()
         except OSError as exc:

@@ -11,12 +11,14 @@ import sys
 import time
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
 from fervid.analysis.face_rows import FaceRows
 from fervid.analysis.faces_csv import header_line, read_all
 from fervid.analysis.results_store import MANIFEST, ResultsStore
+from fervid.analysis.timeline import timeline_size
 from fervid.analysis.video_file import probe_video
 from fervid.errors import AnalysisOutputError
 from fervid.media.samples import SAMPLE_CLIP
@@ -211,6 +213,9 @@ def test_finish_marks_the_results_complete(tmp_path, video):
     assert json.loads(store.summary_json.read_text()) == summary
     assert summary["video"]["faces"] == 200 and summary["video"]["frames_analysed"] == 100
     assert summary["video"]["every"] == 2 and summary["video"]["speed"] == SPEED
+    timeline = cv2.imread(str(store.timeline_png))
+    assert timeline.shape[:2] == timeline_size(4)[::-1]  # a lane for each of the 4 tracks
+    assert not any(p.name.startswith(".") and "partial" in p.name for p in tmp_path.iterdir())
     with pytest.raises(ValueError, match="finished"):
         append_segments(store, 1)
 
