@@ -3,7 +3,6 @@ box and label drawn in its class colour on the frames faces.csv names (and held 
 frames), nothing under the final name when interrupted."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 

@@ -67,8 +67,8 @@ def test_dominant_expression_and_shares_of_a_track_that_changes(faces_csv, video
 def test_video_fields_and_shares_over_all_faces(faces_csv, video):
     summary = summarise(read_rows(faces_csv), video, 138, 2, SPEED)
     assert summary["video"] | {"expressions": None} == {
-        "path": str(SAMPLE_CLIP), "frames": 275, "frames_analysed": 138, "every": 2, "fps": pytest.approx(29.97, abs=0.01),
-        "duration_s": pytest.approx(275 / 29.97, abs=1e-3), "width": 640, "height": 360, "faces": 111, "tracks": 3,
+        "path": str(SAMPLE_CLIP), "frames": 275, "frames_analysed": 138, "every": 2,
+        "fps": pytest.approx(29.97, abs=0.01), "duration_s": pytest.approx(275 / 29.97, abs=1e-3), "width": 640, "height": 360, "faces": 111, "tracks": 3,
         "expressions": None, "speed": SPEED}
     shares = summary["video"]["expressions"]
     assert shares["happy"] == pytest.approx(50 / 111, abs=1e-6)

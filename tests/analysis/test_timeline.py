@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from fervid.analysis.face_rows import FaceRows
-from fervid.analysis.timeline import WIDTH_PX, longest_tracks, plot_timeline, timeline_rows, timeline_size, timeline_title
+from fervid.analysis.timeline import (WIDTH_PX, longest_tracks, plot_timeline, timeline_rows, timeline_size,
+                                     timeline_title)
 from fervid.analysis.video_file import probe_video
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.annotate import EMOTION_COLOURS_BGR
