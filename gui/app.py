@@ -1,13 +1,16 @@
-"""``fervid app``: the desktop app — live camera recognition and annotated image uploads.
+"""``fervid app``: the desktop app — live camera recognition, annotated image uploads and recorded
+video analysis.
 
 Everything runs in this process with the same detector and classifier as ``fervid predict``;
 no cluster is needed. A camera or video is followed with the service's tracker and scan plans
 (face ids on the boxes and the table, expressions smoothed per face); an uploaded image is
 recognised once, whole. The window only displays: loading, capture and inference run on worker
 threads (``gui.recognition_worker``), so the window stays responsive while TensorFlow loads or a
-slow camera stalls. Problems a user can cause (a camera that will not open, a file that is not
-an image, an image too large to decode safely, an unwritable save path) are shown in the
-window's status line, never as a crash or a blocking dialog.
+slow camera stalls; Analyze Video… runs ``fervid analyze``'s engine on a worker thread too
+(``gui.analysis_job``), with a progress bar in the window and the timeline shown when done.
+Problems a user can cause (a camera that will not open, a file that is not an image or not a
+video, an image too large to decode safely, an unwritable save path or results folder) are shown
+in the window's status line, never as a crash or a blocking dialog.
 """
 from __future__ import annotations
 
@@ -19,11 +22,12 @@ import numpy as np
 from PyQt5.QtCore import QEventLoop, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QKeySequence, QPixmap, QResizeEvent
 from PyQt5.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QHBoxLayout, QHeaderView,
-                             QLabel, QLineEdit, QMainWindow, QPushButton, QShortcut, QSizePolicy,
-                             QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                             QLabel, QLineEdit, QMainWindow, QProgressBar, QPushButton, QShortcut,
+                             QSizePolicy, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from fervid.errors import FervidError
 from fervid.models.annotate import EMOTION_COLOURS_BGR, face_label, ordered_probabilities
+from fervid.gui.analysis_job import DEFAULT_SEGMENT_S, AnalysisJob, AnalysisReport, default_out_dir
 from fervid.gui.qt_env import headless_problem, quiet_qt_messages
 from fervid.gui.qt_image import bgr_to_pixmap
 from fervid.gui.recognition_worker import CameraStats, CameraWorker, ImageJob, ModelLoader, SharedRecognizer
@@ -138,6 +142,8 @@ class MainWindow(QMainWindow):
     """An annotated image (upload or camera frame) is on screen."""
     error_shown = pyqtSignal(str)
     model_ready = pyqtSignal()
+    analysis_finished = pyqtSignal()
+    """An Analyze Video… job has ended (finished, stopped or failed) and the window is idle again."""
 
     def __init__(self, recognizer: SharedRecognizer | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -150,6 +156,7 @@ class MainWindow(QMainWindow):
         self.annotated_from: str | None = None
         self.camera: CameraWorker | None = None
         self._camera_failed = False
+        self.analysis: AnalysisJob | None = None
         self._jobs: list = []
         self._build()
         self._loader: ModelLoader | None = None
@@ -180,6 +187,12 @@ class MainWindow(QMainWindow):
         self.stop_button.clicked.connect(self.stop_camera)
         self.upload_button = QPushButton("Upload Image…")
         self.upload_button.clicked.connect(self.choose_image)
+        self.analyze_button = QPushButton("Analyze Video…")
+        self.analyze_button.setToolTip("Analyse a recorded video: faces.csv, summary.json and timeline.png go in "
+                                       "<video name>_fervid beside the video; Stop keeps the segments done, and "
+                                       "analysing it again resumes (or shows a finished one's timeline)")
+        self.analyze_button.clicked.connect(self.choose_video_to_analyse)
+        self.stop_button.clicked.connect(self.stop_analysis)  # one Stop for the camera and the analysis
         self.save_button = QPushButton("Save…")
         self.save_button.setToolTip("Save the annotated image")
         self.save_button.clicked.connect(self.choose_save_path)
@@ -190,7 +203,7 @@ class MainWindow(QMainWindow):
         controls.addWidget(QLabel("Source:"))
         controls.addWidget(self.source_edit, 1)
         for button in (self.browse_button, self.start_button, self.stop_button, self.upload_button,
-                       self.save_button):
+                       self.analyze_button, self.save_button):
             controls.addWidget(button)
 
         self.image_view = ImageView()
@@ -201,6 +214,10 @@ class MainWindow(QMainWindow):
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
 
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("%v of %m frames (%p%)")
+        self.progress_bar.setVisible(False)
+
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -208,6 +225,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout()
         layout.addLayout(controls)
         layout.addWidget(splitter, 1)
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         central = QWidget()
         central.setLayout(layout)
@@ -231,14 +249,16 @@ class MainWindow(QMainWindow):
         self.error_shown.emit(message)
 
     def _set_mode(self, mode: str) -> None:
-        """Enable the buttons that make sense: ``idle``, ``camera``, ``stopping`` or ``image``."""
+        """Enable the buttons that make sense: ``idle``, ``camera``, ``stopping``, ``image``,
+        ``analysing`` or ``stopping analysis``."""
         idle = mode == "idle"
         self.start_button.setEnabled(idle)
         self.source_edit.setEnabled(idle)
         self.browse_button.setEnabled(idle)
         self.upload_button.setEnabled(idle)
-        self.stop_button.setEnabled(mode == "camera")
-        self.save_button.setEnabled(self.annotated is not None and mode != "image")
+        self.analyze_button.setEnabled(idle)
+        self.stop_button.setEnabled(mode in ("camera", "analysing"))
+        self.save_button.setEnabled(self.annotated is not None and mode in ("idle", "camera", "stopping"))
         self.mode = mode
 
     def _show_annotation(self, annotated: np.ndarray, faces: Faces, origin: str) -> None:
@@ -397,9 +417,72 @@ class MainWindow(QMainWindow):
         if worker is not None and stopped_by_user and not self._camera_failed:
             self.show_info(f"Stopped {worker.spec.display} after {worker.frames_processed} frames.")
 
+    # -- recorded video analysis ------------------------------------------------------------------
+    def choose_video_to_analyse(self) -> None:
+        if not self.analyze_button.isEnabled():
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Analyze video", "", VIDEO_FILTER)
+        if path:
+            self.analyze_video(Path(path))
+
+    def analyze_video(self, path: str | Path, out_dir: str | Path | None = None, *,
+                      segment_s: float = DEFAULT_SEGMENT_S) -> bool:
+        """Analyse a recorded video in the background into ``out_dir`` (default
+        ``<video folder>/<video name>_fervid/``), the progress bar counting its frames, and show its
+        timeline when done. A folder with this video's finished results shows them at once; one with
+        committed segments of a stopped run is resumed. Returns whether a job started."""
+        if self.mode != "idle":
+            self.show_error("Stop the camera (or wait for the running job) before analysing a video.")
+            return False
+        video = Path(path)
+        out = Path(out_dir) if out_dir is not None else default_out_dir(video)
+        job = AnalysisJob(self.shared, video, out, segment_s=segment_s)
+        job.progress.connect(self._on_analysis_progress)
+        job.done.connect(self._on_analysis_done)
+        job.failed.connect(self.show_error)
+        job.finished.connect(self._on_analysis_finished)
+        self.analysis = job
+        self._set_mode("analysing")
+        self.progress_bar.setRange(0, 0)  # busy until the first count arrives
+        self.progress_bar.setVisible(True)
+        self.show_info(f"Analysing {video.name} into {out}… (Stop keeps the segments done; "
+                       f"analysing it again resumes)")
+        job.start()
+        return True
+
+    def stop_analysis(self) -> None:
+        """End the analysis after its current segment; the buttons come back when it has."""
+        if self.analysis is None or self.mode != "analysing":
+            return
+        self._set_mode("stopping analysis")
+        self.show_info("Stopping after the current segment: the segments done stay, analysing again resumes…")
+        self.analysis.stop()
+
+    def _on_analysis_progress(self, done: int, total: int, frames_per_s: float) -> None:
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(done)
+        speed = f"{frames_per_s:.1f} frames/s · " if frames_per_s > 0 else ""
+        self.statusBar().showMessage(f"{speed}{done} of {total} frames")
+
+    def _on_analysis_done(self, report: AnalysisReport) -> None:
+        if report.timeline is not None:
+            self._show_annotation(report.timeline, Faces.empty(), str(report.out_dir / "timeline.png"))
+        self.show_info(report.status_line())
+
+    def _on_analysis_finished(self) -> None:
+        self.analysis = None
+        self.progress_bar.setVisible(False)
+        self.statusBar().clearMessage()
+        self._set_mode("idle")
+        self.analysis_finished.emit()
+
     # -- shutdown -----------------------------------------------------------------------------
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        """Stop the camera and let running jobs end, so no QThread outlives its window."""
+        """Stop the camera and the analysis and let running jobs end, so no QThread outlives its
+        window (an analysis ends after its current segment, which stays committed)."""
+        if self.analysis is not None:
+            self.analysis.stop()
+            self.analysis.wait()
         if self.camera is not None:
             self.camera.stop()
             if not self.camera.wait(CAMERA_STOP_WAIT_MS):

@@ -22,7 +22,8 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,14 @@ class SharedRecognizer:
         recognizer = self.get()
         with self._call_lock:
             return recognizer.recognise_tracked(tracking, ts, image).sorted_left_to_right()
+
+    @contextmanager
+    def held(self) -> Iterator[Recognizer]:
+        """The recogniser for a long job that calls its detector and classifier itself (a video
+        analysis): nobody else calls it until the block ends."""
+        recognizer = self.get()
+        with self._call_lock:
+            yield recognizer
 
     def annotate(self, image: np.ndarray) -> tuple[np.ndarray, Faces]:
         """The frame with boxes and labels drawn on it, and its faces."""
