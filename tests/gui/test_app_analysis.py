@@ -204,3 +204,18 @@ def test_stop_keeps_whole_committed_segments_and_analysing_again_resumes(qtbot, 
     assert rows.frame.max() >= (SAMPLE_FRAMES // segment_frames) * segment_frames
     assert (np.diff(rows.frame) >= 0).all()
     assert np.array_equal(window.annotated, cv2.imread(str(out / "timeline.png")))
+
+
+def test_closing_the_window_mid_analysis_ends_it_after_its_segment(qtbot, shared, tmp_path):
+    win = MainWindow(recognizer=shared)
+    qtbot.addWidget(win)
+    win.show()
+    out = tmp_path / "results"
+    assert win.analyze_video(SAMPLE_CLIP, out, segment_s=SHORT_SEGMENT_S)
+    job = win.analysis
+    qtbot.waitUntil(lambda: win.progress_bar.value() > 0, timeout=WAIT_MS)
+
+    win.close()
+
+    assert job.isFinished(), "no analysis thread outlives its window"
+    assert 1 <= committed_segments(out) < 5, "ended after its current segment, which stays committed"
