@@ -35,3 +35,6 @@ class InProcessPool:
                 yield segment, exc
                 continue
             yield segment, result
+
+    def close(self) -> None:
+        """Nothing to release (the recogniser is the caller's); the Ray pool's ``close`` ends its workers."""
