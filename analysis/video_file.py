@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,8 +45,18 @@ class VideoInfo:
         return {**asdict(self), "duration_s": round(self.duration_s, 3)}
 
 
+def quiet_decoder_logs() -> None:
+    """Keep FFmpeg's and OpenCV's own complaints ("moov atom not found", "backend is generally
+    available but...") off stderr: a damaged video is reported in one line of ours, and a progress
+    bar shares the terminal. FFmpeg reads its level when its backend first opens a file; a user's own
+    ``OPENCV_FFMPEG_LOGLEVEL`` wins."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def open_video(path: str | Path) -> cv2.VideoCapture:
     """OpenCV's FFmpeg reader on a file (the backend the service reads files with)."""
+    quiet_decoder_logs()
     return cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
 
 

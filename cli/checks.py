@@ -41,3 +41,17 @@ def positive_seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text!r}")
     return value
+
+
+def check_out_folder(path: Path, flag: str = "--out") -> None:
+    """Refuse a results folder that could not be created or written, before any work: a file, or a
+    missing folder whose nearest existing ancestor is a file or not writable. Nothing is created here."""
+    if path.exists() and not path.is_dir():
+        raise FervidError(f"{flag} {path}: is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FervidError(f"{flag} {path}: cannot be created, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FervidError(f"{flag} {path}: {existing} is not writable")

@@ -1,7 +1,7 @@
 """The ``fervid`` command line: the parser, one-line errors and the entry point.
 
 Each command group has its own module and registers its sub-commands here: ``recognition``
-(predict, evaluate), ``training`` (train), ``service`` (up, attach, detach, status) and
+(predict, evaluate), ``analysis`` (analyze), ``training`` (train), ``service`` (up, attach, detach, status) and
 ``viewers`` (monitor, keys, app). Heavy libraries (TensorFlow, Ray, Qt) are imported inside each
 command, so ``fervid --help`` is instant and a command only pays for what it uses. Every user
 error, a mistyped flag included, is one line on stderr (``fervid CMD: error: ...``) and exit
@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from fervid.cli import recognition, service, training, viewers
+from fervid.cli import analysis, recognition, service, training, viewers
 from fervid.cli.output import EXIT_USER_ERROR, error_line, json_document_mode
 from fervid.models.backend_env import INTERACTIVE, SERVING, TRAINING
 
@@ -30,12 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="fervid", description="Facial expression recognition: still images, "
                            "training, and many camera streams on Ray (fervid COMMAND --help for each command).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")  # sub-parsers: OneLineParser too
-    for group in (recognition, training, service, viewers):
+    for group in (recognition, analysis, training, service, viewers):
         group.add_parsers(sub)
     return parser
 
 
-TENSORFLOW_PURPOSE = {"train": TRAINING, "predict": INTERACTIVE, "evaluate": INTERACTIVE, "app": INTERACTIVE}
+TENSORFLOW_PURPOSE = {"train": TRAINING, "predict": INTERACTIVE, "evaluate": INTERACTIVE, "app": INTERACTIVE,
+                      "analyze": INTERACTIVE}
 """How each command that runs TensorFlow in its own process sets it up (models.backend_env says why);
 the others (``up``...) only pass the log level on to the Ray workers they start."""
 

@@ -2,7 +2,7 @@
 
 The core install runs the service and the recognition commands (``up``, ``attach``, ``status``,
 ``predict``, ``evaluate``...). The windows (``gui``: PyQt5), training (``training``: Ray Train's
-libraries, matplotlib) and the benchmarks (``bench``) need packages only some users want. A command
+libraries, matplotlib), recorded video (``analysis``: matplotlib, tqdm) and the benchmarks (``bench``) need packages only some users want. A command
 that needs one calls :func:`require` before importing it, so the user reads which extra to install
 instead of an ImportError traceback from deep inside the command. What each extra holds is read from
 fervid's installed metadata, so pyproject.toml stays the one list.
@@ -18,6 +18,7 @@ from fervid.errors import FervidError
 GUI = "gui"
 TRAINING = "training"
 BENCH = "bench"
+ANALYSIS = "analysis"
 
 
 def _extra_requirements(distribution: str, extra: str) -> list[Requirement]:
