@@ -170,10 +170,10 @@ def check(workdir: Path) -> None:
     ok(f"fervid predict {photo.name} --json: 2 faces ({', '.join(face['emotion'] for face in faces)})")
 
     probe = ("import json; from fervid.extras import missing; "
-             "print(json.dumps({extra: missing(extra) for extra in ('gui', 'training', 'bench')}))")
+             "print(json.dumps({extra: missing(extra) for extra in ('gui', 'training', 'analysis', 'bench')}))")
     absent = json.loads(run([str(python), "-c", probe], cwd=outside, timeout=60).stdout)
     expect(all(absent.values()) and "PyQt5" in absent["gui"] and "matplotlib" in absent["training"],
-           f"the core install should lack the gui, training and bench extras: {absent}")
+           f"the core install should lack the gui, training, analysis and bench extras: {absent}")
     ok(f"the core install reports its missing extras: {absent}")
     bench = run([str(python), "-m", "fervid.benchmarks.inference", "--quick", "--json"], cwd=outside, timeout=120)
     expect(bench.returncode == 2 and bench.stdout == ""
@@ -187,7 +187,8 @@ def check(workdir: Path) -> None:
            f"the pipeline benchmark without the bench extra: exit {bench.returncode}, {bench.stderr.strip()[-300:]!r}")
     ok(f"without the bench extra: {bench.stderr.strip()}")
     for command, extra in ((["app"], "gui"), (["monitor", "sample"], "gui"),
-                           (["train", "--data", str(photo)], "training")):
+                           (["train", "--data", str(photo)], "training"),
+                           (["analyze", str(photo), "--out", str(outside / "analysis")], "analysis")):
         refused = run([str(fervid), *command], cwd=outside, timeout=120)
         expect(refused.returncode == 2 and refused.stderr.strip().splitlines() == [
                    f"fervid {command[0]}: error: fervid {command[0]} needs fervid's '{extra}' extra, which is not "

@@ -67,7 +67,7 @@ def test_an_unknown_extra_is_a_programming_error():
 
 def test_the_named_extras_are_pyprojects_and_complete_in_the_test_environment():
     declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    for extra in (extras.GUI, extras.TRAINING, extras.BENCH):
+    for extra in (extras.GUI, extras.TRAINING, extras.ANALYSIS, extras.BENCH):
         assert extra in declared
         assert extras.missing(extra) == []  # `make test` installs every extra
         extras.require(extra, "this test")
