@@ -63,6 +63,9 @@ def test_contracts_hold_on_the_real_tree(tmp_path):
 @pytest.mark.parametrize("module, line, broken", [
     ("models/labels.py", "import fervid.services.config", "fervid layers: an import never points up"),
     ("gui/qt_image.py", "from fervid.services import config", "fervid layers: an import never points up"),
+    ("analysis/face_rows.py", "import fervid.services.analysis_pool", "fervid layers: an import never points up"),
+    ("analysis/face_rows.py", "import PyQt5.QtCore", "analysis imports neither Ray nor Qt"),
+    ("analysis/runner.py", "import ray", "analysis imports neither Ray nor Qt"),
     ("models/preprocessing.py", "import ray", "media, models and comms import neither Ray nor Qt"),
     ("media/sources.py", "import zmq", "media and models do not import ZMQ (comms owns the sockets)"),
     ("gui/qt_image.py", "import ray.util", "gui does not import Ray"),
