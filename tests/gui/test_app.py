@@ -26,18 +26,6 @@ WAIT_MS = 60_000
 """Generous: the first call traces the model, and the test box may be busy."""
 
 
-@pytest.fixture(scope="module")
-def shared(classifier) -> SharedRecognizer:
-    return SharedRecognizer(Recognizer(classifier))
-
-
-@pytest.fixture
-def window(qtbot, shared) -> MainWindow:
-    win = MainWindow(recognizer=shared)
-    qtbot.addWidget(win)  # closed at teardown: closeEvent stops any camera worker
-    win.show()
-    return win
-
 
 def upload(qtbot, window: MainWindow, path: Path) -> None:
     with qtbot.waitSignal(window.annotation_shown, timeout=WAIT_MS):

@@ -18,8 +18,6 @@ from fervid.analysis.faces_csv import read_rows
 from fervid.analysis.face_rows import FaceRows
 from fervid.analysis.results_store import MANIFEST
 from fervid.gui.app import MainWindow
-from fervid.gui.recognition_worker import SharedRecognizer
-from fervid.models.recognizer import Recognizer
 from tests.conftest import SAMPLE_CLIP, TWO_PEOPLE
 
 WAIT_MS = 180_000
@@ -28,18 +26,6 @@ SAMPLE_FRAMES = 275
 SHORT_SEGMENT_S = 2.0
 """60 frames of the sample clip: five segments, so Stop lands well before the end."""
 
-
-@pytest.fixture(scope="module")
-def shared(classifier) -> SharedRecognizer:
-    return SharedRecognizer(Recognizer(classifier))
-
-
-@pytest.fixture
-def window(qtbot, shared) -> MainWindow:
-    win = MainWindow(recognizer=shared)
-    qtbot.addWidget(win)  # closed at teardown: closeEvent stops a running analysis
-    win.show()
-    return win
 
 
 def analyse(qtbot, window: MainWindow, video: Path, out: Path | None = None, **options) -> list[int]:
