@@ -39,7 +39,8 @@ OWN_FILES = tuple(name for report in (*REPORTS, MANIFEST)
 what ``force`` removes, and nothing else."""
 TIMELINE_TRACKS = 12
 """Lanes of timeline.png: the tracks seen longest (more would not be readable)."""
-HOW_TO_PROCEED = "use --force to replace them or choose another --out"
+HOW_TO_PROCEED = "replace them (fervid analyze --force) or choose another folder"
+"""How to go on, said by the command and the app alike (one wording for both)."""
 
 
 def _reason(exc: OSError) -> str:

@@ -139,7 +139,7 @@ def test_another_videos_folder_is_refused_in_one_line(tmp_path, video):
     message = str(error.value)
     assert "\n" not in message
     assert message.startswith(f"{tmp_path}: holds the results of another video ({SAMPLE_CLIP})")
-    assert "--force" in message and "another --out" in message
+    assert "fervid analyze --force" in message and "choose another folder" in message
 
 
 def test_the_same_video_moved_elsewhere_is_the_same_video(tmp_path, video):
@@ -152,7 +152,7 @@ def test_the_same_video_moved_elsewhere_is_the_same_video(tmp_path, video):
 def test_other_settings_are_refused_naming_what_differs(tmp_path, video):
     ResultsStore.open(tmp_path, video, SETTINGS)
     with pytest.raises(AnalysisOutputError, match=r"made with other settings \(every, tracking differ\); "
-                                                  r"use --force to replace them or choose another --out$"):
+                                                  r"replace them \(fervid analyze --force\) or choose another folder$"):
         ResultsStore.open(tmp_path, video, SETTINGS | {"every": 3, "tracking": {"margin": 0.4}})
 
 
