@@ -48,6 +48,14 @@ class SegmentResult:
     """The scan plans' totals over every analysed frame, warm-up included (for the speed report)."""
 
 
+def in_reading_order(boxes: np.ndarray) -> np.ndarray:
+    """Boxes sorted by x, then y, w, h. OpenCV's cascade returns a frame's faces in an order that
+    depends on its thread count (the actors run one thread, an app or a test process several), and
+    new tracks take their ids in box order: sorted, a segment gives the same rows wherever it runs."""
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    return boxes[np.lexsort(boxes.T[::-1])]
+
+
 def video_ended(segment: Segment, frame: int) -> VideoError:
     return VideoError(f"{segment.video}: the video ends at frame {frame}, before the {segment.info.frames} frames "
                       "its header states (truncated or damaged)")
@@ -145,7 +153,7 @@ def analyse_segment(recognizer: Recognizer, segment: Segment,
             ts = index / segment.info.fps
             grey = to_grey(image)
             plan = tracking.plan(ts, image)
-            boxes = recognizer.detector.detect_plan(grey, plan)
+            boxes = in_reading_order(recognizer.detector.detect_plan(grey, plan))
             tracked = tracking.track(ts, plan, boxes)
             pending.add(index, ts, boxes, tracked.ids, crop_faces(grey, boxes))
             if len(pending.frames) >= options.batch_frames:

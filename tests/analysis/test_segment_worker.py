@@ -5,12 +5,14 @@ import cv2
 import numpy as np
 import pytest
 
-from fervid.analysis.segment_worker import analyse_segment, open_at
+from fervid.analysis.segment_worker import analyse_segment, in_reading_order, open_at
 from fervid.analysis.segments import AnalysisOptions, Segment
 from fervid.analysis.video_file import open_video, probe_video
 from fervid.errors import VideoError
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
+from fervid.models.faces import Faces
+from fervid.models.preprocessing import crop_faces, to_grey
 from fervid.models.recognizer import Recognizer
 from fervid.models.stream_tracking import StreamTracking
 
@@ -69,14 +71,18 @@ def segment(info, warmup_start, start, stop, **options) -> Segment:
 
 
 def reference(recognizer, info, first, stop, every=1):
-    """The app's path, one frame at a time from ``first`` (read from the file's start, no seek)."""
+    """The app's steps (``Recognizer.recognise_tracked``), one frame and one classifier call at a
+    time from ``first`` (read from the file's start, no seek), boxes in reading order."""
     tracking = StreamTracking(AnalysisOptions().tracking)
     frames = read_all(info.path)
     out = []
     for index in range(first, stop):
         if index % every == 0:
-            faces = recognizer.recognise_tracked(tracking, index / info.fps, frames[index])
-            out.append((index, faces))
+            ts, grey = index / info.fps, to_grey(frames[index])
+            plan = tracking.plan(ts, frames[index])
+            boxes = in_reading_order(recognizer.detector.detect_plan(grey, plan))
+            faces = Faces(boxes, recognizer.classifier.predict(crop_faces(grey, boxes)))
+            out.append((index, tracking.apply(ts, plan, faces)))
     return out
 
 
@@ -141,3 +147,10 @@ def test_a_truncated_video_ends_its_segment_with_the_frame_where_it_ended(recogn
 def test_a_recogniser_with_another_detector_is_refused(recognizer, sample):
     with pytest.raises(ValueError, match="detector"):
         analyse_segment(recognizer, segment(sample, 0, 0, 2, detector=DetectorParams(min_size=80)))
+
+
+def test_boxes_are_put_in_reading_order():
+    boxes = np.array([[300, 10, 50, 50], [20, 90, 40, 40], [20, 30, 60, 60], [20, 30, 50, 50]])
+    assert in_reading_order(boxes).tolist() == [[20, 30, 50, 50], [20, 30, 60, 60], [20, 90, 40, 40],
+                                                [300, 10, 50, 50]]
+    assert in_reading_order(np.zeros((0, 4), np.int32)).shape == (0, 4)
