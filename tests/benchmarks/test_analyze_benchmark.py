@@ -1,0 +1,174 @@
+"""fervid.benchmarks.analyze: the looped-clip writer, and a real --quick run whose JSON adds up.
+
+Speeds are not asserted (a noisy 2-core box); what is checked is that every run measured the
+frames it should, that each ratio is the quotient of the numbers it reports, and that the memory
+runs analysed videos of the lengths asked for.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from fervid.analysis.video_file import probe_video
+from fervid.benchmarks.analyze import (QUICK_MEMORY_MINUTES, QUICK_NAIVE_FRAMES, TARGET_MEMORY_RATIO,
+                                       TARGET_OVER_NAIVE, looped_clip, looped_frame_count, write_looped)
+from fervid.media.samples import SAMPLE_CLIP
+from tests.conftest import REPO
+
+CLIP_FRAMES = 275
+
+
+def benchmark(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fervid.benchmarks.analyze", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def decoded(path) -> list:
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
+# ---------------------------------------------------------------- looped clips
+
+def test_looped_frame_count_is_minutes_of_frames_at_least_one():
+    assert looped_frame_count(1, 29.97) == 1798
+    assert looped_frame_count(10, 30) == 18000
+    assert looped_frame_count(1e-6, 30) == 1
+
+
+def test_write_looped_plays_the_clip_again_past_its_end(tmp_path):
+    path = tmp_path / "looped.mp4"
+    write_looped(SAMPLE_CLIP, CLIP_FRAMES + 25, path)
+    frames = decoded(path)
+    assert len(frames) == CLIP_FRAMES + 25
+    assert {image.shape for image in frames} == {(360, 640, 3)}
+    info = probe_video(path)
+    assert (info.frames, info.width, info.height) == (CLIP_FRAMES + 25, 640, 360)
+    assert info.fps == pytest.approx(probe_video(SAMPLE_CLIP).fps, abs=0.01)
+    # The frame after the clip's last is its first again: far closer to the written frame 0 than
+    # to the last frame before the loop (the performer has walked in by then).
+    first, last, looped = (frames[i].astype(float) for i in (0, CLIP_FRAMES - 1, CLIP_FRAMES))
+    assert abs(looped - first).mean() < abs(looped - last).mean() / 3
+    assert [p.name for p in tmp_path.iterdir()] == ["looped.mp4"]  # no partial file left
+
+
+def test_looped_clip_is_reused_only_with_the_right_frame_count(tmp_path):
+    path = looped_clip(SAMPLE_CLIP, 0.1, tmp_path)
+    expected = looped_frame_count(0.1, probe_video(SAMPLE_CLIP).fps)
+    assert path.parent == tmp_path and probe_video(path).frames == expected
+    written = path.stat().st_mtime_ns
+    assert looped_clip(SAMPLE_CLIP, 0.1, tmp_path) == path and path.stat().st_mtime_ns == written
+    write_looped(SAMPLE_CLIP, 10, path)  # a file of that name with another frame count is rewritten
+    assert looped_clip(SAMPLE_CLIP, 0.1, tmp_path) == path and probe_video(path).frames == expected
+    path.write_bytes(b"not a video")
+    assert probe_video(looped_clip(SAMPLE_CLIP, 0.1, tmp_path)).frames == expected
+
+
+# ---------------------------------------------------------------- bad arguments
+
+def test_bad_arguments_exit_2_with_one_line(tmp_path):
+    missing = benchmark("--quick", "--json", "--clip", tmp_path / "nowhere.mp4", timeout=120)
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert "--clip" in missing.stderr and "not found" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video")
+    not_video = benchmark("--quick", "--json", "--clip", text, timeout=120)
+    assert not_video.returncode == 2 and not_video.stdout == ""
+    assert "not a video" in not_video.stderr and len(not_video.stderr.strip().splitlines()) == 1
+    one_length = benchmark("--quick", "--memory-minutes", "1", timeout=120)
+    assert one_length.returncode == 2 and "two or more different lengths" in one_length.stderr
+
+
+# ---------------------------------------------------------------- a real --quick run
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, ray_session):
+    """--quick with the two workers on the test session's Ray (the benchmark starts no Ray itself)."""
+    folder = tmp_path_factory.mktemp("analyze-benchmark")
+    address = ray_session.get_runtime_context().gcs_address
+    proc = benchmark("--quick", "--json", "--out", folder / "result.json", "--cache", folder / "cache",
+                     "--address", address)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)  # stdout is one JSON document and nothing else
+    assert json.loads((folder / "result.json").read_text(encoding="utf-8")) == result
+    return result
+
+
+def check_speed(cell: dict, fps: float, naive: dict | None = None) -> None:
+    """frames/s and x real time are the reported frames over the reported seconds; the ratio to the
+    naive loop is the quotient of the two frames/s."""
+    assert cell["frames"] > 0 and cell["wall_s"] > 0
+    assert cell["frames_per_s"] == pytest.approx(cell["frames"] / cell["wall_s"], rel=1e-3)
+    assert cell["x_real_time"] == pytest.approx(cell["frames"] / fps / cell["wall_s"], rel=1e-3)
+    if naive is not None:
+        assert cell["over_naive"] == pytest.approx(cell["frames_per_s"] / naive["frames_per_s"], rel=2e-3)
+
+
+@pytest.mark.slow
+def test_quick_run_measures_every_run_on_the_whole_clip(quick_run):
+    result = quick_run
+    assert result["benchmark"] == "analyze" and result["machine"]["cpu_count"] >= 1
+    config = result["config"]
+    assert config["quick"] and config["naive_max_frames"] == QUICK_NAIVE_FRAMES
+    assert config["memory_minutes"] == list(QUICK_MEMORY_MINUTES) and config["address"]
+    assert result["model"]["load_s"] > 0 and result["model"]["flip_average"] is True
+
+    [video] = result["videos"]
+    info = probe_video(SAMPLE_CLIP)
+    assert video["frames"] == info.frames == CLIP_FRAMES
+    assert video["fps"] == pytest.approx(info.fps, abs=1e-3)
+    naive = video["naive"]
+    check_speed(naive, video["fps"])
+    assert naive["frames"] == QUICK_NAIVE_FRAMES and naive["whole_video"] is False and naive["faces"] >= 0
+
+    for name, workers in (("in_process", 1), ("workers_2", 2)):
+        run = video[name]
+        assert run["workers"] == workers and run["pool_start_s"] >= 0 and run["close_s"] >= 0
+        assert run["tracks"] >= 1 and run["faces"] >= run["tracks"]
+        end, steady = run["end_to_end"], run["steady"]
+        assert end["frames"] == CLIP_FRAMES  # fervid analyses the whole clip
+        assert steady["frames"] + steady["frames_before"] == CLIP_FRAMES and steady["frames_before"] > 0
+        assert steady["wall_s"] < end["wall_s"]
+        check_speed(end, video["fps"], naive)
+        check_speed(steady, video["fps"], naive)
+    # The same frames analysed alike, on this process or on Ray's workers.
+    assert (video["in_process"]["faces"], video["in_process"]["tracks"]) == (video["workers_2"]["faces"],
+                                                                             video["workers_2"]["tracks"])
+    assert video["workers_2"]["ray"] == config["address"]
+    for key in ("end_to_end", "steady"):
+        assert video["scaling_2_over_1"][key] == pytest.approx(
+            video["workers_2"][key]["frames_per_s"] / video["in_process"][key]["frames_per_s"], rel=2e-3)
+
+
+@pytest.mark.slow
+def test_quick_run_memory_runs_analyse_each_length_and_targets_follow(quick_run):
+    result = quick_run
+    memory = result["memory"]
+    fps = result["videos"][0]["fps"]
+    runs = memory["runs"]
+    assert [run["minutes"] for run in runs] == list(QUICK_MEMORY_MINUTES)
+    for run in runs:
+        assert run["frames"] == run["frames_analysed"] == looped_frame_count(run["minutes"], fps)
+        assert run["peak_rss_mib"] > 100 and run["samples"] >= 1 and run["processes"] >= 1
+    assert memory["peak_ratio_longest_over_shortest"] == pytest.approx(
+        runs[-1]["peak_rss_mib"] / runs[0]["peak_rss_mib"], abs=1e-3)
+
+    targets = result["targets"]
+    video = result["videos"][0]
+    best = max(video[name]["end_to_end"]["over_naive"] for name in ("in_process", "workers_2"))
+    assert targets["over_naive"] == best
+    assert targets["over_naive_met"] == (best >= TARGET_OVER_NAIVE)
+    assert targets["memory_ratio"] == memory["peak_ratio_longest_over_shortest"]
+    assert targets["memory_flat_met"] == (targets["memory_ratio"] <= TARGET_MEMORY_RATIO)
