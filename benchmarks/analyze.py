@@ -45,7 +45,7 @@ Ray of its own, so a test can pass the session's).
 
 The full run, on a quiet machine (about 25 minutes)::
 
-    python -m fervid.benchmarks.analyze --json --out benchmarks/results/analyze.json
+    .venv/bin/python -m fervid.benchmarks.analyze --json --out docs/benchmarks/analyze.json
 
     python -m fervid.benchmarks.analyze [--json] [--quick] [--out FILE] [--minutes M] [--naive-max-s S]
         [--memory-minutes M,M...] [--address ADDR] [--cache DIR] [--model PATH] [--clip MP4]
