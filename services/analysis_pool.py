@@ -81,12 +81,14 @@ class RayAnalysisPool:
     as ``fervid up`` starts one). ``close()`` (or ``with``) kills them, and shuts Ray down if this
     pool started it."""
 
-    def __init__(self, workers: int, model: Path | None = None, address: str | None = None):
-        if workers < 1:
+    def __init__(self, workers: int | None, model: Path | None = None, address: str | None = None):
+        """``workers=None``: one per CPU the cluster has (every node's cores)."""
+        if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self.workers = workers
-        self._started_ray = connect(address, num_cpus=max(workers, os.cpu_count() or 1) if address is None else None)
-        self._actors = [SegmentActor.remote(None if model is None else str(model)) for _ in range(workers)]
+        local_cpus = max(workers or 1, os.cpu_count() or 1)
+        self._started_ray = connect(address, num_cpus=local_cpus if address is None else None)
+        self.workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self._actors = [SegmentActor.remote(None if model is None else str(model)) for _ in range(self.workers)]
         self._tickets = itertools.count()
         try:
             ray.get([actor.ready.remote() for actor in self._actors])

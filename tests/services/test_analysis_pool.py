@@ -101,3 +101,12 @@ def test_workers_that_cannot_load_the_model_say_so_and_close_kills_the_actors(ra
     with pytest.raises(ray_session.exceptions.RayActorError):
         ray_session.get(actor.ready.remote(), timeout=30)
     assert ray_session.is_initialized(), "the session's Ray was not the pool's to shut down"
+
+
+def test_without_a_worker_count_every_cpu_of_the_cluster_gets_one(ray_session):
+    """`fervid analyze --address` without --workers: as many actors as the cluster has CPUs."""
+    pool = RayAnalysisPool(None)
+    try:
+        assert pool.workers == int(ray_session.cluster_resources()["CPU"]) == 2
+    finally:
+        pool.close()
