@@ -100,10 +100,20 @@ class Segment:
         return analysed_count(self.start, self.stop, self.options.every)
 
 
+WARMUP_ANALYSED_FRAMES = 3
+"""A warm-up with overlap holds at least this many analysed frames, however large ``every`` is: the
+frames both neighbours saw are all that joins their tracks, and with ``--every 30`` half a second of
+video would hold none, so every border would start new tracks."""
+
+
 def segment_frames(info: VideoInfo, options: AnalysisOptions) -> tuple[int, int]:
-    """Segment length and warm-up length in frames of this video (at least one frame per segment)."""
+    """Segment length and warm-up length in frames of this video (at least one frame per segment;
+    a warm-up, unless ``overlap_s`` is 0, long enough for ``WARMUP_ANALYSED_FRAMES`` analysed frames)."""
     length = max(1, round(options.segment_s * info.fps))
-    return length, min(length, round(options.overlap_s * info.fps))
+    overlap = round(options.overlap_s * info.fps)
+    if options.overlap_s > 0:
+        overlap = max(overlap, WARMUP_ANALYSED_FRAMES * options.every)
+    return length, min(length, overlap)
 
 
 def split(info: VideoInfo, options: AnalysisOptions) -> list[Segment]:

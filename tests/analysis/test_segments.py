@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fervid.analysis.segments import AnalysisOptions, analysed_count, split
+from fervid.analysis.segments import WARMUP_ANALYSED_FRAMES, AnalysisOptions, analysed_count, split
 from fervid.analysis.video_file import VideoInfo, probe_video
 from fervid.errors import ModelLoadError
 from fervid.media.samples import SAMPLE_CLIP
@@ -71,3 +71,14 @@ def test_settings_are_json_and_name_what_changes_results(tmp_path):
 def test_options_out_of_range_are_refused(bad):
     with pytest.raises(ValueError):
         AnalysisOptions(**bad)
+
+
+def test_a_warm_up_holds_analysed_frames_however_sparse_the_analysis(sample):
+    """With --every 30 half a second holds no analysed frame; the warm-up grows to hold three, so
+    the neighbours still share frames to join their tracks by."""
+    sparse = split(sample, AnalysisOptions(every=30, segment_s=4.0, overlap_s=0.5))
+    for segment in sparse[1:]:
+        analysed = [i for i in range(segment.warmup_start, segment.start) if i % 30 == 0]
+        assert len(analysed) >= WARMUP_ANALYSED_FRAMES, (segment.warmup_start, segment.start)
+    dense = split(sample, AnalysisOptions(every=1, segment_s=4.0, overlap_s=0.5))
+    assert all(s.start - s.warmup_start == 15 for s in dense[1:])  # 0.5 s at 29.97 fps, unchanged
