@@ -10,17 +10,10 @@ the same command continues after them.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from fervid.cli.output import EXIT_USER_ERROR, emit_json, print_error
-
-MIN_PARALLEL_VIDEO_S = 60.0
-"""Below this much video in all, ``--workers`` defaults to 1 (this process, no Ray): starting Ray and
-loading the model once per worker costs about as much as a minute of video gains on two cores
-(docs/performance.md, "Recorded video")."""
-
 
 def positive_int(text: str) -> int:
     try:
@@ -47,18 +40,15 @@ def output_folders(videos: list[Path], out: Path) -> list[Path]:
     return list(folders)
 
 
-def default_workers(total_video_s: float, segments: int) -> int:
-    """One worker per core for a minute of video or more (at most one per segment), else 1."""
-    if total_video_s < MIN_PARALLEL_VIDEO_S:
-        return 1
-    return max(1, min(os.cpu_count() or 1, segments))
-
-
-def make_pool(args: argparse.Namespace, options, total_video_s: float, segments: int):
+def make_pool(args: argparse.Namespace, options):
     """This process (one worker, no Ray) or Ray workers: on ``--address``'s cluster, or on an
-    embedded Ray on this machine for ``--workers`` 2 or more."""
+    embedded Ray on this machine for ``--workers`` 2 or more.
+
+    Locally one process is the default: it already keeps every core busy (OpenCV's scan and
+    TensorFlow are multi-threaded), and on the 2-core box two one-thread workers were no faster
+    (docs/performance.md, "Recorded video"), only slower to start."""
     workers = args.workers
-    if args.address is None and (workers or default_workers(total_video_s, segments)) == 1:
+    if args.address is None and (workers or 1) == 1:
         from fervid.analysis.in_process_pool import InProcessPool
         from fervid.models.recognizer import Recognizer
 
@@ -69,8 +59,7 @@ def make_pool(args: argparse.Namespace, options, total_video_s: float, segments:
         from fervid.services.service import prepare_address
 
         prepare_address(args.address)
-    return RayAnalysisPool(workers or (None if args.address else default_workers(total_video_s, segments)),
-                           args.model, address=args.address)
+    return RayAnalysisPool(workers, args.model, address=args.address)
 
 
 class _NothingToRun:
@@ -130,8 +119,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                for segment in split(job.info, options)[job.store.segments_done:]]
     total_frames = sum(segment.frames_to_analyse for segment in pending)
     if pending:
-        pending_s = sum((segment.stop - segment.start) / segment.info.fps for segment in pending)
-        pool = make_pool(args, options, pending_s, len(pending))
+        pool = make_pool(args, options)
         try:
             with tqdm(total=total_frames, unit="frame", desc="analysing", file=sys.stderr, dynamic_ncols=True,
                       disable=args.no_progress) as bar:
@@ -195,8 +183,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotate", action="store_true", help="also write annotated.mp4 (boxes, track ids, labels)")
     p.add_argument("--every", type=positive_int, default=1, help="analyse every Nth frame (default: all)")
     p.add_argument("--workers", type=positive_int,
-                   help="segments analysed side by side (default: 1 for less than a minute of video, else one "
-                        "per core; on --address, every CPU of the cluster)")
+                   help="segments analysed side by side by Ray workers (default: 1, this process, which "
+                        "already uses every core; on --address, one per CPU of the cluster)")
     p.add_argument("--address", help="run the workers on this Ray cluster ('auto', HOST:PORT); every node reads "
                                      "the videos at the same path (shared storage); the reports are written here")
     p.add_argument("--segment-s", type=positive_seconds, default=10.0,
