@@ -267,8 +267,10 @@ def test_dockerfile_variants_are_the_pyproject_extras_and_it_runs_fervid_up():
     extras = PYPROJECT["project"]["optional-dependencies"]
     (variant,) = [args for op, args in instructions if op == "ARG" and args.startswith("VARIANT")]
     assert variant == "VARIANT=cpu" and {"cpu", "gpu"} <= set(extras)
-    # The same image runs the service and the KubeRay training job, so it carries the training extra.
-    assert any(op == "RUN" and 'pip install ".[${VARIANT},training]"' in args for op, args in instructions)
+    # The same image runs the service, the KubeRay training job and recorded-video analysis, so it
+    # carries the training and analysis extras.
+    assert any(op == "RUN" and 'pip install ".[${VARIANT},training,analysis]"' in args
+               for op, args in instructions)
     (base,) = [args for op, args in instructions if op == "FROM"]
     assert re.fullmatch(r"python:3\.11-slim-\w+", base)
     (cmd,) = [args for op, args in instructions if op == "CMD"]
