@@ -155,25 +155,59 @@ def fragmentation(tracks: Sequence[Sequence[tuple[int, int]]], ids_of: dict[tupl
 # ---------------------------------------------------------------- candidates and the rule
 
 def candidate_name(plan: PlanParams) -> str:
-    """A short label such as ``every10-motion-m0.5-r1.5-px0``."""
-    return (f"every{plan.full_scan_every}-{'motion' if plan.motion else 'still'}-m{plan.region_margin:g}"
+    """A short label such as ``every10-motion-m0.5-r1.5-px0`` (``-scan2``: regions scanned every
+    second frame, tracks carried between; ``-droplost``: lost tracks get no region)."""
+    name = (f"every{plan.full_scan_every}-{'motion' if plan.motion else 'still'}-m{plan.region_margin:g}"
             f"-r{plan.size_ratio:g}-px{plan.region_face_px}")
+    if plan.region_scan_every > 1:
+        name += f"-scan{plan.region_scan_every}"
+    if not plan.scan_lost_tracks:
+        name += "-droplost"
+    return name
+
+
+GRID_KEYS = {"full_scan_every": int, "motion": bool, "region_margin": float, "size_ratio": float,
+             "region_face_px": int, "region_scan_every": int, "scan_lost_tracks": bool}
+"""The ``PlanParams`` fields the grid spans, with their types (``--grid KEY=V1,V2``)."""
 
 
 def default_grid() -> dict[str, tuple]:
+    """The first pass's grid; the later settings at their ``PlanParams`` values before tracks
+    could be carried (``region_scan_every`` 1, lost tracks scanned)."""
     return {"full_scan_every": FULL_SCAN_EVERY, "motion": MOTION, "region_margin": REGION_MARGINS,
-            "size_ratio": SIZE_RATIOS, "region_face_px": REGION_FACE_PX}
+            "size_ratio": SIZE_RATIOS, "region_face_px": REGION_FACE_PX, "region_scan_every": (1,),
+            "scan_lost_tracks": (True,)}
 
 
 def candidates(min_size: int, quick: bool = False, grid: dict[str, tuple] | None = None) -> list[PlanParams]:
-    """The plan settings to measure (min_size: the detector's; grid: ``default_grid()`` unless given)."""
+    """The plan settings to measure (min_size: the detector's; grid: ``default_grid()`` unless given,
+    keys it lacks at their ``default_grid()`` values)."""
     if quick:
         return [replace(plan, min_size=min_size) for plan in QUICK_CANDIDATES]
-    g = grid or default_grid()
-    return [PlanParams(full_scan_every=every, motion=motion, region_margin=margin, size_ratio=size_ratio,
-                       region_face_px=face_px, min_size=min_size)
-            for every, motion, margin, size_ratio, face_px in itertools.product(
-                g["full_scan_every"], g["motion"], g["region_margin"], g["size_ratio"], g["region_face_px"])]
+    g = {**default_grid(), **(grid or {})}
+    keys = list(GRID_KEYS)
+    return [PlanParams(**dict(zip(keys, values)), min_size=min_size)
+            for values in itertools.product(*(g[key] for key in keys))]
+
+
+def parse_grid_value(text: str) -> tuple[str, tuple]:
+    """``KEY=V1,V2`` (a ``GRID_KEYS`` field, values of its type; booleans true/false)."""
+    key, sep, values = text.partition("=")
+    if not sep or key not in GRID_KEYS or not values:
+        raise argparse.ArgumentTypeError(f"expected KEY=V1,V2 with KEY one of {', '.join(GRID_KEYS)}, got {text!r}")
+    kind = GRID_KEYS[key]
+    parsed = []
+    for value in values.split(","):
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false"):
+                    raise ValueError(value)
+                parsed.append(value.lower() == "true")
+            else:
+                parsed.append(kind(value))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key}: {value!r} is not a {kind.__name__}") from None
+    return key, tuple(parsed)
 
 
 def qualifies(part: dict, baseline_part: dict) -> bool:
@@ -388,8 +422,6 @@ def code_state() -> dict:
 def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     code = code_state()
-    truth_doc = load_truth(args.truth)
-    clip = load_clip(truth_doc, args.clip, args.quick)
     detector_params = DetectorConfig().params()
     detector = HaarFaceDetector(detector_params)
     grid = default_grid()
@@ -397,7 +429,14 @@ def run(args: argparse.Namespace) -> dict:
         grid["region_face_px"] = tuple(args.region_face_px)
     if args.motion_only:
         grid["motion"] = (True,)
-    plans = candidates(detector_params.min_size, args.quick, grid)
+    grid.update(dict(args.grid or ()))
+    try:
+        plans = candidates(detector_params.min_size, args.quick, grid)
+    except ValueError as error:  # a value PlanParams refuses (--grid region_scan_every=0)
+        log(f"fervid.benchmarks.tracking: error: --grid: {error}")
+        raise SystemExit(2) from None
+    truth_doc = load_truth(args.truth)
+    clip = load_clip(truth_doc, args.clip, args.quick)
     repeats = args.repeats or (2 if args.quick else 3)
     log(f"tracking: {len(plans)} candidates and the full scan on {len(clip.frames)} frames, {repeats} rounds")
 
@@ -543,6 +582,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--region-face-px", type=int, nargs="+", metavar="PX",
                         help=f"grid values of region_face_px instead of {REGION_FACE_PX} (0 or >= 24 each)")
     parser.add_argument("--motion-only", action="store_true", help="grid: motion on only (halves the candidates)")
+    parser.add_argument("--grid", type=parse_grid_value, action="append", metavar="KEY=V1,V2",
+                        help=f"grid values of one PlanParams field instead of the default grid's (repeatable; "
+                             f"keys: {', '.join(GRID_KEYS)})")
     parser.add_argument("--baseline-every", type=_positive, default=16,
                         help="a full-scan pass before every N candidates in each round (default 16)")
     return parser.parse_args(argv)

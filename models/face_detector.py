@@ -87,10 +87,21 @@ class HaarFaceDetector:
 
     def detect_plan(self, image: np.ndarray, plan: ScanPlan | None = None) -> np.ndarray:
         """Boxes found by running ``plan``: the full scan (also without a plan), or each region cut
-        out, shrunk to the plan's ``face_px`` if any, and scanned for faces of its size range only."""
+        out, shrunk to the plan's ``face_px`` if any, and scanned for faces of its size range only;
+        then the plan's carried boxes, unscanned (after the found ones, dropping any a region found
+        again)."""
         grey = to_grey(image)
         if plan is None or plan.full:
             return self.detect(grey)
+        found = self._scan_regions(grey, plan)
+        if len(plan.carried):
+            found.append(np.asarray(plan.carried, np.int32).reshape(-1, 4))
+        if not found:
+            return np.zeros((0, 4), dtype=np.int32)
+        return _without_duplicates(np.concatenate(found))
+
+    def _scan_regions(self, grey: np.ndarray, plan: ScanPlan) -> list[np.ndarray]:
+        """The boxes found in each of the plan's regions, in frame coordinates (a list of arrays)."""
         height, width = grey.shape[:2]
         found = []
         for (x, y, w, h), lo, hi in zip(plan.regions, plan.min_sizes, plan.max_sizes):
@@ -111,9 +122,7 @@ class HaarFaceDetector:
             if len(boxes):
                 boxes = np.round(np.asarray(boxes, np.float64) / scale).astype(np.int32)
                 found.append(boxes + np.array([x0, y0, 0, 0], np.int32))
-        if not found:
-            return np.zeros((0, 4), dtype=np.int32)
-        return _without_duplicates(np.concatenate(found))
+        return found
 
 
 def _without_duplicates(boxes: np.ndarray) -> np.ndarray:

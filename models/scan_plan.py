@@ -17,12 +17,22 @@ The planner decides a full scan when
 - the regions would cover at least ``full_scan_area_share`` of the frame (a full scan, with the
   detector's ``downscale``, then costs less than the regions at full resolution).
 
+Between full scans a track's region need not be scanned in every frame either. With
+``region_scan_every`` above 1 a track that its last scan found, recently, is *carried* on the frames
+between its region scans: the plan holds its predicted box, which the detector returns as found
+without scanning, so the face is still classified in every frame (DeepStream's tracker carries
+objects between inference intervals in the same way). A track the detector missed is scanned in
+every frame until it is found again or lost, and motion regions outside the tracks are scanned in
+every frame, so a face entering the scene waits for no interval. With ``scan_lost_tracks`` off, a
+track whose loss already caused its full scan is no longer searched in a region of its own: that
+full scan looked for it everywhere, and motion or the next periodic scan finds it if it comes back.
+
 A plan is a small value that travels with its frame, so any detector can run any frame's plan and
 the detector pool stays stateless; the planner's state lives with the stream (one per stream).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,10 +57,17 @@ class PlanParams:
     """Shrink each region so its smallest face measures this many pixels before scanning (0: scan
     at full resolution). Haar's cost grows with the scanned positions at every pyramid level, and
     a face of 100 pixels is found about as well at half the size."""
+    region_scan_every: int = 1
+    """Frames from one region scan of the tracks to the next (1: every frame). On the frames in
+    between, tracks found in their last scan are carried: their predicted boxes stand for faces."""
+    scan_lost_tracks: bool = True
+    """Keep scanning the region of a track whose loss already caused a full scan, until it ends."""
 
     def __post_init__(self) -> None:
         if self.full_scan_every < 1:
             raise ValueError(f"full_scan_every must be >= 1, got {self.full_scan_every}")
+        if self.region_scan_every < 1:
+            raise ValueError(f"region_scan_every must be >= 1, got {self.region_scan_every}")
         if self.region_margin < 0:
             raise ValueError(f"region_margin must be >= 0, got {self.region_margin}")
         if self.size_ratio <= 1:
@@ -65,10 +82,19 @@ class PlanParams:
             raise ValueError(f"motion_full_scan_share must be in (0, 1], got {self.motion_full_scan_share}")
 
 
+def _no_boxes() -> np.ndarray:
+    return np.zeros((0, 4), np.int32)
+
+
+def _no_ids() -> np.ndarray:
+    return np.zeros(0, np.int64)
+
+
 @dataclass(frozen=True)
 class ScanPlan:
     """What to scan in one frame: everything (``full``), or ``regions`` (N x 4 int32, x y w h),
-    region ``i`` for faces of ``min_sizes[i]`` to ``max_sizes[i]`` pixels (0: no upper limit)."""
+    region ``i`` for faces of ``min_sizes[i]`` to ``max_sizes[i]`` pixels (0: no upper limit);
+    and the boxes of tracks ``carried`` through the frame without a scan."""
 
     full: bool
     regions: np.ndarray
@@ -76,14 +102,20 @@ class ScanPlan:
     max_sizes: np.ndarray
     reason: str
     """Why: ``periodic``, ``no tracks``, ``track lost``, ``motion``, ``large regions`` (full scans),
-    ``tracks`` or ``motion`` (regions), or ``off`` (tracking disabled)."""
+    ``tracks`` or ``motion`` (regions), ``carry`` (tracks carried, nothing scanned), or ``off``
+    (tracking disabled)."""
     face_px: int = 0
     """``PlanParams.region_face_px``: the detector shrinks regions to it (0: full resolution)."""
+    carried: np.ndarray = field(default_factory=_no_boxes)
+    """Predicted boxes (N x 4 int32) of tracks carried through this frame: the detector returns
+    them as faces without scanning for them."""
+    carried_ids: np.ndarray = field(default_factory=_no_ids)
+    """The track of each carried box."""
 
     @classmethod
     def full_scan(cls, reason: str) -> "ScanPlan":
         empty = np.zeros(0, np.int32)
-        return cls(True, np.zeros((0, 4), np.int32), empty, empty, reason)
+        return cls(True, _no_boxes(), empty, empty, reason)
 
     @property
     def areas(self) -> np.ndarray | None:
@@ -147,18 +179,24 @@ class ScanPlanner:
     def __init__(self, params: PlanParams | None = None):
         self.params = params or PlanParams()
         self._since_full: int | None = None
+        self._since_regions = 0
+        """Frames since the tracks' regions were last scanned (a full scan counts)."""
         self._rescanned: set[int] = set()
         """Tracks whose loss already caused a full scan (one per loss, not one per frame)."""
 
     def plan(self, width: int, height: int, tracks: np.ndarray, track_ids: np.ndarray,
-             lost: set[int] | frozenset[int] = frozenset(), motion: Motion | None = None) -> ScanPlan:
+             lost: set[int] | frozenset[int] = frozenset(), motion: Motion | None = None,
+             fresh: np.ndarray | None = None) -> ScanPlan:
         """The plan for the next frame.
 
         ``tracks``: predicted boxes (N x 4) of the live tracks at the frame's time, with their
-        ``track_ids``; ``lost``: ids of tracks missed ``full_scan_after_misses`` times in a row.
+        ``track_ids``; ``lost``: ids of tracks missed ``full_scan_after_misses`` times in a row;
+        ``fresh``: which tracks their last scan found, recently enough to be carried (``None``:
+        none, so every track is scanned).
         """
         p = self.params
         tracks = np.asarray(tracks, np.float64).reshape(-1, 4)
+        track_ids = np.asarray(track_ids, np.int64).reshape(-1)
         self._rescanned &= set(lost)  # found again (or ended): its next loss rescans again
         newly_lost = set(lost) - self._rescanned
         reason = None
@@ -171,17 +209,25 @@ class ScanPlanner:
         elif p.motion and motion is not None and motion.changed >= p.motion_full_scan_share:
             reason = "motion"
         if reason is not None:
-            self._since_full = 0
+            self._full_scan_done()
             self._rescanned |= set(lost)
             return ScanPlan.full_scan(reason)
         self._since_full += 1
+        self._since_regions += 1
+        carry = np.zeros(len(tracks), bool)
+        if fresh is not None and self._since_regions < p.region_scan_every:
+            carry = np.asarray(fresh, bool).reshape(-1)
+        scan = ~carry
+        if not p.scan_lost_tracks:
+            scan &= ~np.isin(track_ids, list(self._rescanned))
         sizes = np.maximum(tracks[:, 2], tracks[:, 3])
-        regions = grow(tracks, p.region_margin, width, height)
-        min_sizes = np.floor(sizes / p.size_ratio)
-        max_sizes = np.ceil(sizes * p.size_ratio)
+        around = grow(tracks, p.region_margin, width, height)
+        regions = around[scan]
+        min_sizes = np.floor(sizes / p.size_ratio)[scan]
+        max_sizes = np.ceil(sizes * p.size_ratio)[scan]
         moved = False
         if p.motion and motion is not None and len(motion.boxes):
-            outside = _outside(motion.boxes, regions)
+            outside = _outside(motion.boxes, around)
             moved = bool(len(outside))
             if moved:
                 regions = np.concatenate([regions, outside.astype(np.float64)])
@@ -190,9 +236,27 @@ class ScanPlanner:
         keep = (regions[:, 2] >= np.maximum(min_sizes, 1)) & (regions[:, 3] >= np.maximum(min_sizes, 1))
         boxes, lo, hi = merge_overlapping(regions[keep], min_sizes[keep], max_sizes[keep])
         if np.sum(boxes[:, 2].astype(np.int64) * boxes[:, 3]) >= p.full_scan_area_share * width * height:
-            self._since_full = 0
+            self._full_scan_done()
             return ScanPlan.full_scan("large regions")
-        return ScanPlan(False, boxes, lo, hi, "motion" if moved else "tracks", p.region_face_px)
+        if not carry.any():
+            self._since_regions = 0
+        reason = "motion" if moved else ("carry" if carry.any() and not scan.any() else "tracks")
+        return ScanPlan(False, boxes, lo, hi, reason, p.region_face_px,
+                        carried=_carried_boxes(tracks[carry], width, height), carried_ids=track_ids[carry])
+
+    def _full_scan_done(self) -> None:
+        self._since_full = 0
+        self._since_regions = 0
+
+
+def _carried_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Predicted boxes as the detector would give them: whole pixels, inside the frame."""
+    boxes = np.round(np.asarray(boxes, np.float64).reshape(-1, 4))
+    x0 = np.clip(boxes[:, 0], 0, width - 1)
+    y0 = np.clip(boxes[:, 1], 0, height - 1)
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2], x0 + 1, width)
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3], y0 + 1, height)
+    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).astype(np.int32)
 
 
 def _outside(motion_boxes: np.ndarray, regions: np.ndarray, covered_share: float = 0.5) -> np.ndarray:

@@ -58,6 +58,8 @@ class TrackingCounts:
     """Pixels of every planned frame: what full scans of them all would have covered."""
     tracks_started: int = 0
     tracks_ended: int = 0
+    boxes_carried: int = 0
+    """Track boxes carried through frames without a scan (``PlanParams.region_scan_every``)."""
 
     @property
     def scanned_share(self) -> float:
@@ -77,7 +79,7 @@ class StreamTracking:
         self._motion = MotionDetector() if self.params.plan.motion else None
         self.counts = TrackingCounts()
         self._snapshot = _Snapshot(0.0, np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, 4)), np.zeros(0),
-                                   self.params.tracker.predict_horizon_s, frozenset())
+                                   self.params.tracker.predict_horizon_s, frozenset(), np.zeros(0, bool))
 
     @property
     def enabled(self) -> bool:
@@ -95,10 +97,12 @@ class StreamTracking:
         else:
             motion = self._motion.update(image) if self._motion is not None else None
             tracks = self._snapshot
-            plan = self._planner.plan(width, height, tracks.at(ts), tracks.ids, tracks.lost, motion)
+            plan = self._planner.plan(width, height, tracks.at(ts), tracks.ids, tracks.lost, motion,
+                                      tracks.fresh_at(ts))
         self.counts.frames += 1
         self.counts.full_scans += int(plan.full)
         self.counts.region_scans += len(plan)
+        self.counts.boxes_carried += len(plan.carried)
         self.counts.pixels_scanned += plan.pixels(width, height)
         self.counts.frame_pixels += width * height
         return plan
@@ -117,11 +121,17 @@ class StreamTracking:
         Only boxes steer the tracks and the next plan, so a reader that classifies many frames'
         faces in one batch (``fervid analyze``) tracks each frame as soon as it is detected and
         smooths later, in the same frame order, with :meth:`smooth`."""
-        update = self._tracker.update(ts, np.asarray(boxes).reshape(-1, 4), plan.areas)
+        boxes = np.asarray(boxes).reshape(-1, 4)
+        carried_ids = _carried_ids(boxes, plan)
+        detected = carried_ids == 0
+        # Carried boxes are the tracks' own predictions: they neither move nor refresh a track.
+        update = self._tracker.update(ts, boxes[detected], plan.areas)
+        ids = carried_ids.copy()
+        ids[detected] = update.ids
         self.counts.tracks_started += len(update.started)
         self.counts.tracks_ended += len(update.ended)
         self._publish_snapshot(ts)
-        return Tracked(ts, update.ids, tuple(update.ended))
+        return Tracked(ts, ids, tuple(update.ended))
 
     def smooth(self, tracked: "Tracked", probabilities: np.ndarray) -> np.ndarray:
         """``apply``'s second half: the smoothed rows of a frame :meth:`track` returned (frames in
@@ -139,7 +149,8 @@ class StreamTracking:
             np.array([t.box for t in tracks], np.float64).reshape(-1, 4),
             np.array([t.velocity for t in tracks], np.float64).reshape(-1, 4),
             np.array([t.last_seen for t in tracks], np.float64), horizon,
-            frozenset(t.id for t in tracks if t.misses >= after))
+            frozenset(t.id for t in tracks if t.misses >= after),
+            np.array([t.misses == 0 for t in tracks], bool))
 
 
 @dataclass(frozen=True)
@@ -165,9 +176,28 @@ class _Snapshot:
     last_seen: np.ndarray
     horizon_s: float
     lost: frozenset[int]
+    found_last: np.ndarray
+    """Which tracks their last scan found (no miss since)."""
+
+    def fresh_at(self, ts: float) -> np.ndarray:
+        """Tracks that may be carried through the frame at ``ts``: found by their last scan, and
+        seen within the prediction horizon (beyond it the prediction stops moving with the face)."""
+        return self.found_last & (ts - self.last_seen <= self.horizon_s)
 
     def at(self, ts: float) -> np.ndarray:
         """The boxes predicted for ``ts`` as the tracker predicts them (a plan is made for a frame
         newer than the last result)."""
         elapsed = np.clip(ts - self.last_seen, 0.0, self.horizon_s)
         return self.boxes + self.velocities * elapsed[:, None]
+
+
+def _carried_ids(boxes: np.ndarray, plan: ScanPlan) -> np.ndarray:
+    """For each box, the track the plan carried it for, or 0 where the detector found it. The
+    detector returns carried boxes as the plan gave them, so equal rows are the carried ones."""
+    ids = np.zeros(len(boxes), np.int64)
+    if not len(plan.carried) or not len(boxes):
+        return ids
+    same = (np.asarray(boxes, np.int64)[:, None, :] == np.asarray(plan.carried, np.int64)[None, :, :]).all(axis=2)
+    rows, cols = np.nonzero(same)
+    ids[rows] = np.asarray(plan.carried_ids, np.int64)[cols]
+    return ids

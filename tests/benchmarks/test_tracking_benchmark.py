@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fervid.benchmarks.tracking import (MEASURED_CODE, PARTS, QUICK_FRAMES, RULE, candidate_name, candidates, choose,
+from fervid.benchmarks.tracking import (MEASURED_CODE, PARTS, QUICK_FRAMES, RULE, candidate_name, candidates, choose, parse_args,
                                         extra_boxes, fragmentation, part_fps, qualifies, truth_tracks)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,3 +170,32 @@ def test_missing_truth_file_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert "not found" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_grid_option_replaces_one_fields_values_and_names_say_the_new_fields():
+    args = parse_args(["--grid", "region_scan_every=1,2,3", "--grid", "scan_lost_tracks=true,false",
+                       "--grid", "full_scan_every=15", "--grid", "motion=true"])
+    grid = dict(args.grid)
+    assert grid == {"region_scan_every": (1, 2, 3), "scan_lost_tracks": (True, False), "full_scan_every": (15,),
+                    "motion": (True,)}
+    plans = candidates(60, grid=grid)
+    assert len(plans) == 3 * 2 * 2 * 2 * 2 == len({candidate_name(p) for p in plans})
+    names = {candidate_name(p) for p in plans}
+    assert "every15-motion-m0.5-r1.5-px48-scan3-droplost" in names and "every15-motion-m0.35-r1.3-px0" in names
+
+
+@pytest.mark.parametrize("value", ["speed=1", "region_scan_every", "region_scan_every=two", "motion=yes",
+                                   "full_scan_every="])
+def test_a_bad_grid_option_is_a_one_line_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--grid", value])
+    assert exit_info.value.code == 2
+    assert "--grid" in capsys.readouterr().err
+
+
+def test_a_grid_value_plan_params_refuses_is_a_one_line_error():
+    result = subprocess.run([sys.executable, "-m", "fervid.benchmarks.tracking", "--grid", "region_scan_every=0"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "fervid.benchmarks.tracking: error: --grid: region_scan_every must be >= 1, got 0"]

@@ -68,3 +68,30 @@ def test_a_plan_without_regions_finds_nothing(frames, detector):
     empty = np.zeros(0, np.int32)
     plan = ScanPlan(False, np.zeros((0, 4), np.int32), empty, empty, "tracks")
     assert detector.detect_plan(frames[10], plan).shape == (0, 4)
+
+
+def test_carried_boxes_come_back_unscanned_after_the_found_ones(frames, detector):
+    frame = frames[10]
+    height, width = frame.shape[:2]
+    full = detector.detect_plan(frame, ScanPlan.full_scan("periodic"))
+    largest = full[np.argmax(full[:, 2])]
+    scanned = region_plan(largest, 0, width, height)
+    elsewhere = np.array([[5, 5, 40, 40]], np.int32)  # nothing there: only a plan can put a face there
+    plan = ScanPlan(False, scanned.regions, scanned.min_sizes, scanned.max_sizes, "tracks",
+                    carried=elsewhere, carried_ids=np.array([7]))
+    found = detector.detect_plan(frame, plan)
+    assert len(found) == 2 and found[1].tolist() == elsewhere[0].tolist()
+    assert iou_matrix(found[:1], largest[None])[0, 0] > 0.7
+    # A carried box that a region found again is dropped: the found box stands.
+    again = ScanPlan(False, scanned.regions, scanned.min_sizes, scanned.max_sizes, "tracks",
+                     carried=(largest + np.array([2, 0, 0, 0]))[None].astype(np.int32), carried_ids=np.array([7]))
+    found = detector.detect_plan(frame, again)
+    assert len(found) == 1 and iou_matrix(found, largest[None])[0, 0] > 0.7
+
+
+def test_a_carry_plan_scans_nothing_and_returns_its_boxes(frames, detector):
+    empty = np.zeros(0, np.int32)
+    carried = np.array([[5, 5, 40, 40], [300, 100, 50, 50]], np.int32)
+    plan = ScanPlan(False, np.zeros((0, 4), np.int32), empty, empty, "carry", carried=carried,
+                    carried_ids=np.array([1, 2]))
+    assert detector.detect_plan(frames[10], plan).tolist() == carried.tolist()

@@ -35,7 +35,7 @@ def contains(outer: np.ndarray, inner: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("kwargs", [{"full_scan_every": 0}, {"region_margin": -0.1}, {"size_ratio": 1.0},
-                                    {"full_scan_after_misses": 0}, {"region_face_px": 20},
+                                    {"full_scan_after_misses": 0}, {"region_face_px": 20}, {"region_scan_every": 0},
                                     {"motion_full_scan_share": 0}, {"motion_full_scan_share": 1.5}])
 def test_rejects_invalid_parameters(kwargs):
     with pytest.raises(ValueError):
@@ -196,3 +196,73 @@ def test_merged_float_regions_never_overlap():
     boxes, _, _ = merge_overlapping(np.array([[1.5, 0, 9.5, 10], [11.2, 0, 5, 10]]),
                                     np.array([1, 1]), np.array([0, 0]))
     assert not overlaps(boxes[0], boxes[1]), boxes.tolist()
+
+
+FRESH = np.array([True])
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_fresh_tracks_are_carried_between_region_scans(every):
+    p = after_first(planner(motion=False, region_scan_every=every))
+    plans = [p.plan(WIDTH, HEIGHT, TRACK, IDS, fresh=FRESH) for _ in range(3 * every)]
+    scanned = [i for i, plan in enumerate(plans) if plan.reason == "tracks"]
+    assert scanned == [every - 1, 2 * every - 1, 3 * every - 1]
+    for i, plan in enumerate(plans):
+        if i in scanned:
+            assert len(plan) == 1 and len(plan.carried) == 0
+        else:
+            assert plan.reason == "carry" and not plan.full and len(plan) == 0 and plan.pixels(WIDTH, HEIGHT) == 0
+            assert plan.carried.tolist() == TRACK.astype(int).tolist() and plan.carried.dtype == np.int32
+            assert plan.carried_ids.tolist() == IDS.tolist()
+
+
+def test_a_track_its_last_scan_missed_is_scanned_in_every_frame():
+    p = after_first(planner(motion=False, region_scan_every=3))
+    for _ in range(4):
+        plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, fresh=np.array([False]))
+        assert plan.reason == "tracks" and len(plan) == 1 and len(plan.carried) == 0
+
+
+def test_one_track_is_carried_while_a_missed_one_is_scanned():
+    tracks = np.array([[100.0, 100.0, 60.0, 60.0], [400.0, 100.0, 60.0, 60.0]])
+    p = after_first(planner(motion=False, region_scan_every=2))
+    plan = p.plan(WIDTH, HEIGHT, tracks, np.array([1, 2]), fresh=np.array([True, False]))
+    assert plan.reason == "tracks" and plan.carried_ids.tolist() == [1]
+    (x, y, w, h), = plan.regions.tolist()
+    assert x <= 400 <= x + w  # the region is around track 2, the one to find again
+
+
+def test_without_freshness_nothing_is_carried():
+    p = after_first(planner(motion=False, region_scan_every=5))
+    assert all(len(p.plan(WIDTH, HEIGHT, TRACK, IDS).carried) == 0 for _ in range(6))
+
+
+def test_motion_outside_the_tracks_is_scanned_on_a_carry_frame_and_motion_on_the_track_is_not():
+    p = after_first(planner(motion=True, region_scan_every=2))
+    near = Motion(np.array([[110.0, 110.0, 40.0, 40.0]]), 0.01)
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=near, fresh=FRESH)
+    assert plan.reason == "carry" and len(plan) == 0
+    p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=near, fresh=FRESH)  # the region scan
+    far = Motion(np.array([[450.0, 200.0, 80.0, 80.0]]), 0.02)
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, motion=far, fresh=FRESH)
+    assert plan.reason == "motion" and plan.regions.tolist() == [[450, 200, 80, 80]]
+    assert plan.carried_ids.tolist() == [1]
+
+
+def test_carried_boxes_stay_inside_the_frame():
+    p = after_first(planner(motion=False, region_scan_every=2))
+    edge = np.array([[WIDTH - 20.4, -10.6, 60.0, 60.0]])
+    plan = p.plan(WIDTH, HEIGHT, edge, IDS, fresh=FRESH)
+    (x, y, w, h), = plan.carried.tolist()
+    assert (x, y) == (WIDTH - 20, 0) and x + w == WIDTH and y + h == 49
+
+
+@pytest.mark.parametrize("scan_lost", [True, False])
+def test_a_lost_track_keeps_its_region_only_if_scan_lost_tracks(scan_lost):
+    p = after_first(planner(motion=False, scan_lost_tracks=scan_lost))
+    assert p.plan(WIDTH, HEIGHT, TRACK, IDS, lost={1}).reason == "track lost"
+    plan = p.plan(WIDTH, HEIGHT, TRACK, IDS, lost={1})
+    assert not plan.full and len(plan) == (1 if scan_lost else 0)
+    # Found again, then lost again: a new loss, a new full scan, whatever the setting.
+    assert len(p.plan(WIDTH, HEIGHT, TRACK, IDS).regions) == 1
+    assert p.plan(WIDTH, HEIGHT, TRACK, IDS, lost={1}).reason == "track lost"

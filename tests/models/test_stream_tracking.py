@@ -222,3 +222,35 @@ def test_tracking_frames_first_and_smoothing_them_later_equals_apply():
 def test_an_in_process_reader_plans_with_its_detectors_smallest_face():
     params = tracking_params_for(DetectorParams(min_size=50))
     assert params.enabled and params.plan.min_size == 50
+
+
+def test_carried_faces_keep_their_track_and_do_not_refresh_it():
+    """With region scans every third frame, the frames between carry the face: the detector hands the
+    plan's box back, it keeps its id and is smoothed, and the tracker sees no new observation."""
+    st = tracking(region_scan_every=3)
+    _, first = step(st, 0, faces(A))  # the first full scan finds the face
+    assert first.track_ids.tolist() == [1]
+    reasons = []
+    for frame in range(1, 7):
+        plan = st.plan(frame / FPS, blank())
+        reasons.append(plan.reason)
+        found = faces(*plan.carried.tolist()) if plan.reason == "carry" else faces(A)
+        out = st.apply(frame / FPS, plan, found)
+        assert out.track_ids.tolist() == [1] and out.emotions == ["happy"]
+        if plan.reason == "carry":
+            assert st._tracker.tracks[0].last_seen < frame / FPS
+    assert reasons == ["carry", "carry", "tracks", "carry", "carry", "tracks"]
+    assert st.counts.boxes_carried == 4 and st.counts.region_scans == 2 and st.counts.tracks_started == 1
+
+
+def test_a_face_found_by_a_motion_region_beside_a_carried_one_starts_its_own_track():
+    st = StreamTracking(TrackingParams(plan=PlanParams(motion=True, full_scan_every=1000, region_scan_every=2,
+                                                       min_size=30)))
+    still = blank()
+    step(st, 0, faces(A), still)
+    entering = still.copy()
+    entering[100:160, 400:460] = 220  # something appears where B is
+    plan = st.plan(1 / FPS, entering)
+    assert plan.reason == "motion" and plan.carried_ids.tolist() == [1]
+    out = st.apply(1 / FPS, plan, faces(B, *plan.carried.tolist()))
+    assert out.track_ids.tolist() == [2, 1] and st.counts.tracks_started == 2
