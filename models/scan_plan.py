@@ -40,7 +40,7 @@ from fervid.models.motion import Motion
 
 @dataclass(frozen=True)
 class PlanParams:
-    full_scan_every: int = 15
+    full_scan_every: int = 30
     """Frames from one full scan to the next at most (1: every frame is a full scan)."""
     region_margin: float = 0.5
     """Added on every side of a track's predicted box, as a share of its size."""

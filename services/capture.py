@@ -219,6 +219,8 @@ class CaptureActor:
             b.inc("fervid_full_scans_total", stream=self._name)
         elif len(plan):
             b.inc("fervid_region_scans_total", len(plan), stream=self._name)
+        if len(plan.carried):
+            b.inc("fervid_boxes_carried_total", len(plan.carried), stream=self._name)
         b.inc("fervid_scanned_pixels_total", plan.pixels(width, height), stream=self._name)
 
     def _encode(self, image: np.ndarray) -> bytes:
@@ -402,7 +404,7 @@ class CaptureActor:
         counts = self._tracking.counts
         return {"tracks_alive": self._tracking.tracks_alive, "tracks_started": counts.tracks_started,
                 "full_scans": counts.full_scans, "region_scans": counts.region_scans,
-                "scanned_share": round(counts.scanned_share, 4)}
+                "boxes_carried": counts.boxes_carried, "scanned_share": round(counts.scanned_share, 4)}
 
     def inject_fault(self, kind: str) -> None:
         """Break this actor on purpose, for fault-injection tests (like ``pid`` on other actors).

@@ -132,6 +132,11 @@ class TrackingConfig(_Strict):
     region_face_px: Annotated[int, Field(ge=0, le=512)] = Field(
         PlanParams.region_face_px, description="shrink regions so their smallest face is this many pixels "
                                                "before scanning (0: full resolution)")
+    region_scan_every: Annotated[int, Field(ge=1, le=1000)] = Field(
+        PlanParams.region_scan_every, description="frames from one region scan of the tracks to the next; "
+                                                  "tracks found in their last scan are carried between (1: every frame)")
+    scan_lost_tracks: bool = Field(PlanParams.scan_lost_tracks,
+                                   description="keep a region around a track whose loss already caused a full scan")
     full_scan_after_misses: Annotated[int, Field(ge=1, le=1000)] = PlanParams.full_scan_after_misses
     motion: bool = Field(PlanParams.motion, description="also scan regions where something moved outside the tracks")
     motion_full_scan_share: Annotated[float, Field(gt=0, le=1)] = Field(
@@ -158,7 +163,8 @@ class TrackingConfig(_Strict):
             plan=PlanParams(full_scan_every=self.full_scan_every, region_margin=self.region_margin,
                             size_ratio=self.size_ratio, full_scan_after_misses=self.full_scan_after_misses,
                             motion=self.motion, motion_full_scan_share=self.motion_full_scan_share,
-                            min_size=min_size, region_face_px=self.region_face_px),
+                            min_size=min_size, region_face_px=self.region_face_px,
+                            region_scan_every=self.region_scan_every, scan_lost_tracks=self.scan_lost_tracks),
             tracker=TrackerParams(iou_threshold=self.iou_threshold, max_age_s=self.max_age_s),
             smoothing_half_life_s=self.smoothing_half_life_s)
 

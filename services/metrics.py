@@ -57,6 +57,8 @@ SERIES: dict[str, SeriesSpec] = {
     "fervid_full_scans_total": SeriesSpec("counter", "Frames whose scan plan was a full scan.", ("stream",)),
     "fervid_region_scans_total": SeriesSpec(
         "counter", "Regions scanned instead of whole frames (around tracks, or where something moved).", ("stream",)),
+    "fervid_boxes_carried_total": SeriesSpec(
+        "counter", "Track boxes carried through a frame without a scan (tracking.region_scan_every).", ("stream",)),
     "fervid_scanned_pixels_total": SeriesSpec(
         "counter", "Frame pixels the scan plans covered (per frame: divide by frames processed).", ("stream",)),
     "fervid_tracks_alive": SeriesSpec("gauge", "Face tracks the stream follows now.", ("stream",)),

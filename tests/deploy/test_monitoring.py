@@ -31,8 +31,8 @@ ALERTS_YML = PROMETHEUS_DIR / "alerts.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "fervid-dashboard.json"
 FERVID_YAML = REPO / "deploy" / "fervid.yaml"
 MONITORING_MD = REPO / "docs" / "monitoring.md"
-TRACKING_SERIES = ("fervid_full_scans_total", "fervid_region_scans_total", "fervid_scanned_pixels_total",
-                   "fervid_tracks_alive", "fervid_tracks_started_total")
+TRACKING_SERIES = ("fervid_full_scans_total", "fervid_region_scans_total", "fervid_boxes_carried_total",
+                   "fervid_scanned_pixels_total", "fervid_tracks_alive", "fervid_tracks_started_total")
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -422,6 +422,8 @@ def service(ray_session):
         "streams": [{"name": name, "source": str(SAMPLE_CLIP), "loop": True, "fps": 10} for name in STREAMS],
         "publisher": {"endpoint": f"tcp://127.0.0.1:{ports['zmq']}"},
         "metrics": {"port": ports["metrics"]},
+        # Region scans every second frame, so that carried boxes (none at the default of 1) have data too.
+        "tracking": {"region_scan_every": 2},
     })
     controller = start_service(config)
     info = {"controller": controller, "metrics_port": ports["metrics"]}

@@ -325,13 +325,15 @@ def test_tracking_section_builds_the_models_params():
     config = parse_config({"tracking": {"full_scan_every": 3, "region_margin": 0.25, "size_ratio": 1.2,
                                         "region_face_px": 40, "full_scan_after_misses": 4, "motion": False,
                                         "motion_full_scan_share": 0.5, "iou_threshold": 0.4, "max_age_s": 2.0,
-                                        "smoothing_half_life_s": 0.0},
+                                        "smoothing_half_life_s": 0.0, "region_scan_every": 3,
+                                        "scan_lost_tracks": False},
                            "detector": {"min_size": 48}})
     params = config.tracking.params(config.detector.min_size)
     assert params.enabled
     assert (params.plan.full_scan_every, params.plan.region_margin, params.plan.size_ratio) == (3, 0.25, 1.2)
     assert (params.plan.region_face_px, params.plan.full_scan_after_misses, params.plan.motion) == (40, 4, False)
     assert (params.plan.motion_full_scan_share, params.plan.min_size) == (0.5, 48)
+    assert (params.plan.region_scan_every, params.plan.scan_lost_tracks) == (3, False)
     assert (params.tracker.iou_threshold, params.tracker.max_age_s, params.smoothing_half_life_s) == (0.4, 2.0, 0.0)
     assert not parse_config({"tracking": {"enabled": False}}).tracking.params(60).enabled
 
@@ -340,6 +342,7 @@ def test_tracking_section_builds_the_models_params():
     ({"tracking": {"full_scan_every": 0}}, "tracking.full_scan_every"),
     ({"tracking": {"size_ratio": 1.0}}, "tracking.size_ratio"),
     ({"tracking": {"region_face_px": 12}}, "tracking.region_face_px"),
+    ({"tracking": {"region_scan_every": 0}}, "tracking.region_scan_every"),
     ({"tracking": {"interval": 5}}, "tracking.interval"),
 ])
 def test_bad_tracking_settings_name_the_key(raw, key):
