@@ -89,7 +89,19 @@ def summarise(spec: RunSpec, window: md.Samples, seconds: float, cpu_seconds: fl
             "per_stream_fps_max": max(rates) if rates else None,
             "mean_batch_faces": round(batch_sum / batch_count, 2) if batch_count else None,
             "cpu_cores_used": round(cpu_seconds / seconds, 2), "memory": memory,
-            "stage_ms_mean": stage_ms, "per_stream": per_stream}
+            "stage_ms_mean": stage_ms, "scans": _scans(window, processed), "per_stream": per_stream}
+
+
+def _scans(window: md.Samples, processed: float) -> dict:
+    """What the scan plans did per processed frame (all streams): the share of full scans, regions,
+    carried boxes and pixels scanned. Counted when frames are sent to a detector, so within a window
+    they may run a frame or two ahead of the processed count."""
+    def per_frame(metric: str) -> float | None:
+        return round(md.total(window, metric) / processed, 4) if processed else None
+    return {"full_scan_share": per_frame("fervid_full_scans_total"),
+            "regions_per_frame": per_frame("fervid_region_scans_total"),
+            "boxes_carried_per_frame": per_frame("fervid_boxes_carried_total"),
+            "pixels_per_frame": per_frame("fervid_scanned_pixels_total")}
 
 
 def _stage_means(window: md.Samples) -> dict:

@@ -36,7 +36,7 @@ from fervid.media.image_io import load_image
 from fervid.models.faces import Faces
 from fervid.models.recognizer import Recognizer
 from fervid.models.stream_tracking import StreamTracking, tracking_params_for
-from fervid.media.frame_source import DEFAULT_FILE_FPS, CapturedFrame, FrameSource, StreamState
+from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
 
 
@@ -45,15 +45,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, FervidError):
         return str(exc)
     return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-
-
-def frame_time(spec: SourceSpec, source: FrameSource, frame: CapturedFrame) -> float:
-    """The clock tracks run on: a file's own time (frame index over the frame rate it was made
-    at), so tracks and smoothing see the video as it was filmed however fast it is played or
-    decoded; a live source's wall-clock read time."""
-    if spec.kind is SourceKind.FILE:
-        return (frame.seq - 1) / (source.source_fps or DEFAULT_FILE_FPS)
-    return frame.ts_capture
 
 
 class SharedRecognizer:
@@ -215,8 +206,8 @@ class CameraWorker(QThread):
 
     A capture thread reads with ``FrameSource(pace=True)`` (files play at their own frame rate,
     like a camera) into a :class:`LatestFrame`; this thread recognises whatever frame is newest,
-    through ``tracking`` (made for this source when the worker starts, on the clock of
-    :func:`frame_time`).
+    through ``tracking`` (made for this source when the worker starts, on the stream's own clock,
+    ``CapturedFrame.ts``: a file's media time, a live source's wall clock).
     A source that cannot be opened at all is reported once through ``failed`` and the worker
     ends, instead of retrying in silence; one that drops out after working is reconnected by
     ``FrameSource`` and reported through ``status``. ``stop()`` ends it promptly.
@@ -302,8 +293,7 @@ class CameraWorker(QThread):
                         return
                     continue
                 reported_down = False
-                faces = self.shared.recognise_tracked(self.tracking, frame_time(self.spec, source, frame),
-                                                      frame.image)
+                faces = self.shared.recognise_tracked(self.tracking, frame.ts, frame.image)
                 annotated = draw_faces(frame.image, faces)
                 if self._stop.is_set():
                     return

@@ -35,6 +35,18 @@ class CapturedFrame:
     ts_capture: float
     """Wall-clock time (``time.time()``) the frame was read: latency is measured from here."""
     image: np.ndarray
+    ts_stream: float | None = None
+    """The stream's own clock, what tracking and smoothing run on (``None``: ``ts_capture``). For
+    a file, media time: the frames this source read before this one over the file's frame rate
+    (0.0 for the first, on across loops and reopens). A file read faster than it plays (unpaced)
+    or slower (an ``fps`` override) still moves its faces at their recorded speed, so a track's
+    ``max_age_s`` and the smoothing's half-life mean the same at any reading speed. Live sources
+    run on the wall clock."""
+
+    @property
+    def ts(self) -> float:
+        """``ts_stream``, or ``ts_capture`` where the stream has no clock of its own."""
+        return self.ts_capture if self.ts_stream is None else self.ts_stream
 
 
 class Backoff:
@@ -115,6 +127,8 @@ class FrameSource:
         self._cap: cv2.VideoCapture | None = None
         self._seq = first_seq
         self._lock = threading.Lock()
+        self._media_s = 0.0
+        """Media time of a file's next frame (``CapturedFrame.ts_stream``)."""
 
     # -- opening and closing ------------------------------------------------------------------
     def _open(self) -> bool:
@@ -151,6 +165,15 @@ class FrameSource:
         self.state = StreamState.DOWN
         self.last_error = reason
         stop.wait(self.backoff.next_delay())
+
+    def _stamps(self) -> tuple[float, float | None]:
+        """``ts_capture`` and ``ts_stream`` of the frame just read (``CapturedFrame.ts_stream``)."""
+        now = time.time()
+        if self.spec.kind is not SourceKind.FILE:
+            return now, None
+        ts_stream = self._media_s
+        self._media_s += 1.0 / (self.source_fps or DEFAULT_FILE_FPS)
+        return now, ts_stream
 
     # -- the frame loop ---------------------------------------------------------------------
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
@@ -193,6 +216,7 @@ class FrameSource:
                         return
                     paced += 1
                 self._seq += 1
-                yield CapturedFrame(self._seq, time.time(), image)
+                ts_capture, ts_stream = self._stamps()
+                yield CapturedFrame(self._seq, ts_capture, image, ts_stream)
         finally:
             self.close()

@@ -81,6 +81,8 @@ class _Chain:
     """A launched frame: what the completer needs to track, publish and finish it."""
 
     ts_capture: float
+    ts_stream: float
+    """The frame's time on the stream's own clock (``CapturedFrame.ts``): what tracking runs on."""
     plan: ScanPlan
     meta: dict
     jpeg: bytes
@@ -203,7 +205,7 @@ class CaptureActor:
         height, width = image.shape[:2]
         meta = {"stream": self._name, "seq": frame.seq, "ts_capture": frame.ts_capture,
                 "width": int(width), "height": int(height), "fps": round(self._book.fps(), 2)}
-        plan = self._tracking.plan(frame.ts_capture, image)
+        plan = self._tracking.plan(frame.ts, image)
         frame_ref = ray.put(image)
         detect_ref = self._detectors[slot.detector].detect.remote(frame_ref, plan)
         inference = self._inference[zlib.crc32(self._name.encode()) % len(self._inference)]
@@ -211,7 +213,7 @@ class CaptureActor:
         self._count_plan(plan, int(width), int(height))
         jpeg = self._encode(image) if self._watched.is_set() else b""  # while the frame is detected
         self._order.launched(slot.id)
-        self._book.launched(slot, _Chain(frame.ts_capture, plan, meta, jpeg, detect_ref, infer_ref))
+        self._book.launched(slot, _Chain(frame.ts_capture, frame.ts, plan, meta, jpeg, detect_ref, infer_ref))
 
     def _count_plan(self, plan: ScanPlan, width: int, height: int) -> None:
         b = self._telemetry.buffer
@@ -275,7 +277,7 @@ class CaptureActor:
         """Match each frame's faces to the tracks, in launch order, and send it to the publisher."""
         for _, chain in due:
             classification = chain.classification
-            tracked = self._tracking.apply(chain.ts_capture, chain.plan, classification.faces)
+            tracked = self._tracking.apply(chain.ts_stream, chain.plan, classification.faces)
             started = self._tracking.counts.tracks_started - self._reported["tracks_started"]
             if started:
                 self._telemetry.buffer.inc("fervid_tracks_started_total", started, stream=self._name)

@@ -41,6 +41,10 @@ def check_run(run: dict, streams: int) -> None:
     assert run["cpu_cores_used"] > 0
     assert run["memory"]["peak_rss_mib"] > 0 and run["memory"]["processes"] > 3  # Ray: gcs, raylet, workers
     assert run["restarts"] == 0
+    scans = run["scans"]  # tracking is on by default: some frames are full scans, some region scans
+    assert 0 < scans["full_scan_share"] <= 1.1 and scans["regions_per_frame"] >= 0
+    assert scans["boxes_carried_per_frame"] == 0  # region_scan_every defaults to 1: nothing carried
+    assert 0 < scans["pixels_per_frame"] <= 640 * 360 * 1.1
 
 
 def test_quick_run_reports_every_section_with_computed_ratios(quick_run):

@@ -10,9 +10,9 @@ import threading
 import numpy as np
 import pytest
 
-from fervid.gui.recognition_worker import CameraWorker, SharedRecognizer, frame_time
+from fervid.gui.recognition_worker import CameraWorker, SharedRecognizer
 from fervid.media.image_io import load_image
-from fervid.media.frame_source import CapturedFrame, FrameSource
+from fervid.media.frame_source import FrameSource
 from fervid.media.sources import SourceSpec, parse_source
 from fervid.models.faces import Faces
 from fervid.models.labels import NUM_CLASSES
@@ -96,22 +96,6 @@ def test_each_start_tracks_afresh(qtbot, shared):
     for _worker, emitted in runs:
         ids = np.concatenate([faces.track_ids for faces in emitted if len(faces)])
         assert ids.min() == 1
-
-
-def test_a_file_runs_on_its_own_time_and_a_live_source_on_the_wall_clock():
-    spec = parse_source(str(SAMPLE_CLIP))
-    source = FrameSource(spec, pace=False, fps=PLAY_FPS)  # however fast it plays, its own time
-    stop = threading.Event()
-    times = []
-    for frame in source.frames(stop):
-        times.append(frame_time(spec, source, frame))
-        if len(times) == 4:
-            stop.set()
-    assert times == pytest.approx([i / 29.97 for i in range(4)], abs=1e-3)
-
-    live = parse_source("rtsp://127.0.0.1:8554/cam")
-    frame = CapturedFrame(seq=7, ts_capture=1_800_000_000.25, image=np.zeros((4, 4, 3), np.uint8))
-    assert frame_time(live, FrameSource(live), frame) == 1_800_000_000.25
 
 
 def test_a_plan_of_regions_finds_only_the_faces_inside_them(shared):

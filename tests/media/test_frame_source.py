@@ -101,6 +101,24 @@ def test_sequence_numbers_increase_by_one_after_first_seq():
     assert seqs == list(range(42, 42 + len(seqs)))
 
 
+def test_a_file_runs_on_its_own_media_time_however_fast_it_is_read_and_across_loops():
+    """Tracking and smoothing run on ``CapturedFrame.ts``: for a file, frames read over the file's
+    own rate (29.97), whether it is read unpaced or slowed down by an fps override, on past the
+    end of a looping file; the wall-clock ``ts_capture`` stays what latency is measured from."""
+    for source in (file_source(pace=False, loop=True), file_source(pace=True, fps=200.0, loop=True)):
+        stop = threading.Event()
+        frames = []
+        for frame in source.frames(stop):
+            frames.append(frame)
+            if len(frames) == CLIP_FRAMES + 3:
+                stop.set()
+        times = [frame.ts for frame in frames]
+        assert source.source_fps == pytest.approx(CLIP_FPS, abs=0.01)
+        assert times == pytest.approx([i / source.source_fps for i in range(CLIP_FRAMES + 3)], abs=1e-6)
+        assert all(frame.ts_stream == frame.ts for frame in frames)
+        assert frames[-1].ts_capture - frames[0].ts_capture < times[-1]  # read faster than it plays
+
+
 def test_non_looping_file_finishes_after_its_last_frame():
     """Without loop, a file ends: every one of its 275 frames, then state FINISHED and frames() returns."""
     source = file_source(pace=False, loop=False)
@@ -268,3 +286,15 @@ def test_mjpeg_server_stop_closes_the_port_and_every_stream(camera):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as again:
         again.sendall(b"GET /nothing HTTP/1.0\r\n\r\n")
         assert again.recv(4096).startswith(b"HTTP/1.0 404")
+
+
+def test_a_live_camera_runs_on_the_wall_clock(camera):
+    source = mjpeg_source(camera.url)
+    stop = threading.Event()
+    frames = []
+    for frame in source.frames(stop):
+        frames.append(frame)
+        if len(frames) == 3:
+            stop.set()
+    assert all(frame.ts_stream is None and frame.ts == frame.ts_capture for frame in frames)
+    assert abs(frames[-1].ts - time.time()) < 5
