@@ -14,11 +14,8 @@ The planner decides a full scan when
 - a track went unmatched in ``full_scan_after_misses`` scans in a row that covered it (it may
   have moved further than its region reached);
 - motion covers at least ``motion_full_scan_share`` of the frame (a cut, a pan, the lights);
-- the regions, as the detector scans them (shrunk to ``region_face_px``), would cover at least
-  ``full_scan_area_share`` of the frame (a full scan, with the detector's ``downscale``, then costs
-  less than the regions). A close-up face's region may span most of the frame, yet shrunk so its
-  smallest face measures ``region_face_px`` it costs a fraction of a full scan: counting its raw
-  area made every close-up a full scan.
+- the regions would cover at least ``full_scan_area_share`` of the frame (a full scan, with the
+  detector's ``downscale``, then costs less than the regions at full resolution).
 
 Between full scans a track's region need not be scanned in every frame either. With
 ``region_scan_every`` above 1 a track that its last scan found, recently, is *carried* on the frames
@@ -238,7 +235,7 @@ class ScanPlanner:
                 max_sizes = np.concatenate([max_sizes, np.zeros(len(outside))])
         keep = (regions[:, 2] >= np.maximum(min_sizes, 1)) & (regions[:, 3] >= np.maximum(min_sizes, 1))
         boxes, lo, hi = merge_overlapping(regions[keep], min_sizes[keep], max_sizes[keep])
-        if scanned_pixels(boxes, lo, p.region_face_px) >= p.full_scan_area_share * width * height:
+        if np.sum(boxes[:, 2].astype(np.int64) * boxes[:, 3]) >= p.full_scan_area_share * width * height:
             self._full_scan_done()
             return ScanPlan.full_scan("large regions")
         if not carry.any():
@@ -250,16 +247,6 @@ class ScanPlanner:
     def _full_scan_done(self) -> None:
         self._since_full = 0
         self._since_regions = 0
-
-
-def scanned_pixels(regions: np.ndarray, min_sizes: np.ndarray, face_px: int) -> float:
-    """Pixels the detector scans for ``regions`` once each is shrunk so its smallest face measures
-    ``face_px`` (``HaarFaceDetector.detect_plan``; 0: full resolution): what the regions cost."""
-    regions = np.asarray(regions, np.float64).reshape(-1, 4)
-    area = regions[:, 2] * regions[:, 3]
-    if face_px:
-        area = area * np.minimum(1.0, face_px / np.maximum(np.asarray(min_sizes, np.float64), 1.0)) ** 2
-    return float(np.sum(area))
 
 
 def _carried_boxes(boxes: np.ndarray, width: int, height: int) -> np.ndarray:

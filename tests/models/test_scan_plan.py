@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fervid.models.motion import Motion
-from fervid.models.scan_plan import PlanParams, ScanPlan, ScanPlanner, grow, merge_overlapping, scanned_pixels
+from fervid.models.scan_plan import PlanParams, ScanPlan, ScanPlanner, grow, merge_overlapping
 
 WIDTH, HEIGHT = 640, 360
 TRACK = np.array([[100.0, 100.0, 60.0, 60.0]])
@@ -266,31 +266,3 @@ def test_a_lost_track_keeps_its_region_only_if_scan_lost_tracks(scan_lost):
     # Found again, then lost again: a new loss, a new full scan, whatever the setting.
     assert len(p.plan(WIDTH, HEIGHT, TRACK, IDS).regions) == 1
     assert p.plan(WIDTH, HEIGHT, TRACK, IDS, lost={1}).reason == "track lost"
-
-
-CLOSE_UP = np.array([[200.0, 60.0, 220.0, 220.0]])
-"""A face of 220 px: its region (margin 0.5) spans 440 x 360 px, 69% of the frame."""
-
-
-def test_regions_that_would_cost_more_than_the_share_make_a_full_scan():
-    p = after_first(planner(motion=False, region_face_px=0, full_scan_area_share=0.5))
-    plan = p.plan(WIDTH, HEIGHT, CLOSE_UP, IDS)
-    assert plan.full and plan.reason == "large regions"
-
-
-def test_a_close_up_region_is_judged_by_what_it_costs_once_shrunk():
-    """Shrunk so its smallest face (146 px) measures 36 px, the close-up's region costs about 4%
-    of the frame's pixels: a region scan, not a full scan."""
-    p = after_first(planner(motion=False, region_face_px=36, full_scan_area_share=0.5))
-    plan = p.plan(WIDTH, HEIGHT, CLOSE_UP, IDS)
-    assert not plan.full and plan.reason == "tracks" and len(plan) == 1
-    assert plan.pixels(WIDTH, HEIGHT) > 0.5 * WIDTH * HEIGHT  # its area, at full resolution, is large
-
-
-def test_scanned_pixels_shrinks_each_region_by_its_own_smallest_face():
-    regions = np.array([[0, 0, 100, 100], [0, 0, 100, 100], [0, 0, 100, 100]])
-    min_sizes = np.array([72, 36, 20])
-    assert scanned_pixels(regions, min_sizes, 0) == 30000
-    # 72 px faces shrink by half (a quarter of the pixels); 36 and 20 px faces are not shrunk.
-    assert scanned_pixels(regions, min_sizes, 36) == pytest.approx(2500 + 10000 + 10000)
-    assert scanned_pixels(np.zeros((0, 4)), np.zeros(0), 36) == 0
