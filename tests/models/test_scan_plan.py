@@ -266,3 +266,19 @@ def test_a_lost_track_keeps_its_region_only_if_scan_lost_tracks(scan_lost):
     # Found again, then lost again: a new loss, a new full scan, whatever the setting.
     assert len(p.plan(WIDTH, HEIGHT, TRACK, IDS).regions) == 1
     assert p.plan(WIDTH, HEIGHT, TRACK, IDS, lost={1}).reason == "track lost"
+
+
+CLOSE_UP = np.array([[200.0, 60.0, 220.0, 220.0]])
+"""A face of 220 px: its region (margin 0.5) spans 440 x 360 px, 69% of the frame."""
+
+
+@pytest.mark.parametrize("face_px", [0, 36])
+def test_regions_over_the_area_share_make_a_full_scan_shrunk_or_not(face_px):
+    """Judged by their area at full resolution: shrinking a close-up's region to 36 px faces would
+    cost less, but in benchmarks.tracking's fourth pass it lost faces the full scan finds
+    (docs/performance.md)."""
+    p = after_first(planner(motion=False, region_face_px=face_px, full_scan_area_share=0.5))
+    plan = p.plan(WIDTH, HEIGHT, CLOSE_UP, IDS)
+    assert plan.full and plan.reason == "large regions"
+    small = p.plan(WIDTH, HEIGHT, TRACK, IDS)
+    assert not small.full and small.reason == "tracks"
