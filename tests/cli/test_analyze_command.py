@@ -219,3 +219,21 @@ def test_an_interrupted_run_leaves_whole_rows_and_the_rerun_continues(tmp_path, 
     for a, b in zip(resumed, clean):
         for e in EMOTIONS:
             assert abs(float(a[f"s_{e}"]) - float(b[f"s_{e}"])) < 0.05
+
+
+def test_two_ray_workers_on_a_running_cluster_give_the_one_process_results(analysed, ray_session, tmp_path):
+    """``--address`` with ``--workers 2``: the command joins the test session's Ray (as it would a
+    cluster), its segments run in two actors, and the reports match the one-process run's."""
+    _, folder = analysed
+    address = ray_session.get_runtime_context().gcs_address
+    result = run_fervid("analyze", SAMPLE_CLIP, "--out", tmp_path, "--workers", "2", "--address", address,
+                        "--json", timeout=600)
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["videos"]
+    assert entry["status"] == "analysed"
+    ours = tmp_path / SAMPLE_CLIP.stem
+    assert csv_rows(ours / "faces.csv") == csv_rows(folder / "faces.csv")
+    summary, one_process = (json.loads((f / "summary.json").read_text()) for f in (ours, folder))
+    speed, one_speed = summary["video"].pop("speed"), one_process["video"].pop("speed")  # timed: may differ
+    assert (speed["workers"], one_speed["workers"]) == (2, 1)
+    assert summary == one_process
