@@ -42,17 +42,68 @@ def augment_crops(crops: np.ndarray, rng: np.random.Generator, strength: float =
     return out
 
 
+ERASE_AREA = (0.02, 0.2)
+"""Share of the crop a random erasing rectangle covers (Zhong et al. 2020's defaults, 2% to 20%)."""
+ERASE_ASPECT = (0.3, 1 / 0.3)
+"""Height over width of the rectangle, drawn log-uniformly between these."""
+
+
+def erase_rectangles(crops: np.ndarray, rng: np.random.Generator, probability: float) -> np.ndarray:
+    """Random erasing: with ``probability``, fill one random rectangle of each crop with noise.
+
+    Why: the 73%+ FER2013 models train with it; it makes the model use the whole face instead of
+    one region (a mouth, an eyebrow) that may be hidden by a hand or a shadow in a camera crop.
+    Returns a new uint8 array; ``probability`` 0 returns an unchanged copy.
+    """
+    out = crops.copy()
+    n, height, width = crops.shape
+    chosen = rng.random(n) < probability
+    areas = rng.uniform(*ERASE_AREA, n) * height * width
+    aspects = np.exp(rng.uniform(np.log(ERASE_ASPECT[0]), np.log(ERASE_ASPECT[1]), n))
+    for i in np.flatnonzero(chosen):
+        h = int(np.clip(round(np.sqrt(areas[i] * aspects[i])), 1, height))
+        w = int(np.clip(round(np.sqrt(areas[i] / aspects[i])), 1, width))
+        top, left = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
+        out[i, top:top + h, left:left + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    return out
+
+
+def mix_up(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
+           alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018): each sample blended with a random partner, targets alike.
+
+    The weight of each pair is drawn from Beta(alpha, alpha) and kept at 0.5 or more, so every
+    mixed sample is still mostly its own image. ``alpha`` 0 returns the inputs unchanged.
+    """
+    if alpha <= 0:
+        return x, y
+    lam = rng.beta(alpha, alpha, x.shape[0]).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    partner = rng.permutation(x.shape[0])
+    lam_x = lam.reshape((-1,) + (1,) * (x.ndim - 1))
+    mixed_x = (lam_x * x + (1 - lam_x) * x[partner]).astype(x.dtype)
+    mixed_y = (lam[:, None] * y + (1 - lam[:, None]) * y[partner]).astype(y.dtype)
+    return mixed_x, mixed_y
+
+
 def augmented_epoch(crops: np.ndarray, targets: np.ndarray, epoch: int, strength: float = 1.0,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    seed: int = 0, erasing: float = 0.0,
+                    mixup: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One epoch of training data: shuffled, augmented and normalised (deterministic per epoch).
 
     Whole epochs are prepared up front and handed to ``model.fit`` as arrays (about 2 s for
     FER2013 on one core). A threaded ``keras.utils.PyDataset`` was tried first: on TensorFlow
     2.21 it intermittently crashed the process with heap corruption, and arrays work the same
-    under every backend.
+    under every backend. Random erasing (probability ``erasing``) and mixup (Beta parameter
+    ``mixup``) draw from their own random streams, so turning them off gives exactly the epochs
+    of a run without them.
     """
     if crops.shape[0] != targets.shape[0]:
         raise ValueError("crops and targets differ in length")
     order = np.random.default_rng((seed, epoch)).permutation(crops.shape[0])
     rng = np.random.default_rng((seed, epoch, 1))
-    return normalise(augment_crops(crops[order], rng, strength)), targets[order]
+    images = augment_crops(crops[order], rng, strength)
+    if erasing > 0:
+        images = erase_rectangles(images, np.random.default_rng((seed, epoch, 2)), erasing)
+    x, y = normalise(images), targets[order]
+    return mix_up(x, y, np.random.default_rng((seed, epoch, 3)), mixup)

@@ -55,6 +55,10 @@ class TrainConfig(BaseModel):
         0.5, description="share of the FER+ vote distribution in each target (0: FER2013 labels only)")
     augment: Annotated[float, Field(ge=0, le=3)] = Field(
         1.0, description="augmentation strength (0: flips only); beyond 3, zoom and contrast reach zero")
+    erasing: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="probability of random erasing (a noise rectangle of 2-20% of the crop); 0: off")
+    mixup: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.0, description="mixup's Beta(a, a) parameter (0.2 is usual); 0: off")
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 2013

@@ -100,7 +100,8 @@ def _worker_loop(loop_config: dict) -> None:
 
     for epoch in range(start_epoch, config.epochs):
         x_epoch, y_epoch = augmented_epoch(data.x_train[shard], data.y_train[shard], epoch,
-                                           config.augment, seed=config.seed + rank)
+                                           config.augment, seed=config.seed + rank,
+                                           erasing=config.erasing, mixup=config.mixup)
         total_loss, total_correct = 0.0, 0.0
         for index in range(steps):
             batch = slice(index * local_batch, (index + 1) * local_batch)

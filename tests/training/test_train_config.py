@@ -20,6 +20,8 @@ def parse(tmp_path, **values):
     ("label_smoothing", 5.0, "label_smoothing 5.0: must be less than 1"),
     ("ferplus_weight", 1.5, "ferplus_weight 1.5: must be less than or equal to 1"),
     ("augment", math.inf, "augment inf: must be a finite number"),
+    ("erasing", 1.5, "erasing 1.5: must be less than or equal to 1"),
+    ("mixup", -0.2, "mixup -0.2: must be greater than or equal to 0"),
     ("epochs", 0, "epochs 0: must be greater than or equal to 1"),
     ("epochs", 2.5, "epochs 2.5: must be a valid integer"),
     ("epochs", "5", "epochs '5': must be a valid integer"),
