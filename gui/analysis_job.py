@@ -28,7 +28,7 @@ from PyQt5.QtCore import QThread, pyqtSignal
 
 from fervid.errors import AnalysisOutputError, FervidError, VideoError
 from fervid.extras import ANALYSIS, require
-from fervid.gui.recognition_worker import SharedRecognizer, _describe
+from fervid.gui.recognition_worker import SharedRecognizer, describe_error
 
 if TYPE_CHECKING:
     from fervid.analysis.in_process_pool import InProcessPool
@@ -131,7 +131,7 @@ class AnalysisJob(QThread):
         except Exception as exc:  # an exception escaping QThread.run aborts PyQt5
             if not isinstance(exc, FervidError):
                 traceback.print_exc()
-            self.failed.emit(_describe(exc))
+            self.failed.emit(describe_error(exc))
             return
         self.done.emit(report)
 

@@ -40,7 +40,7 @@ from fervid.media.frame_source import CapturedFrame, FrameSource, StreamState
 from fervid.media.sources import SourceKind, SourceSpec
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """One line for the window: our own errors already explain themselves, others get a type."""
     if isinstance(exc, FervidError):
         return str(exc)
@@ -118,7 +118,7 @@ class ModelLoader(QThread):
         except Exception as exc:  # an exception escaping QThread.run aborts PyQt5
             if not isinstance(exc, FervidError):
                 traceback.print_exc()
-            self.failed.emit(f"cannot load the model: {_describe(exc)}")
+            self.failed.emit(f"cannot load the model: {describe_error(exc)}")
             return
         self.loaded.emit()
 
@@ -145,7 +145,7 @@ class ImageJob(QThread):
         except Exception as exc:
             if not isinstance(exc, FervidError):
                 traceback.print_exc()
-            self.failed.emit(_describe(exc))
+            self.failed.emit(describe_error(exc))
             return
         self.done.emit(str(self.path), annotated, faces)
 
@@ -248,7 +248,7 @@ class CameraWorker(QThread):
         except Exception as exc:  # never let an exception escape into Qt
             if not isinstance(exc, FervidError):
                 traceback.print_exc()
-            self.failed.emit(_describe(exc))
+            self.failed.emit(describe_error(exc))
         finally:
             self._stop.set()
 

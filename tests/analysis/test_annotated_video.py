@@ -8,12 +8,13 @@ import pytest
 
 from fervid.analysis.annotated_video import faces_by_frame, write_annotated
 from fervid.analysis.faces_csv import format_rows, header_line, read_rows
-from fervid.analysis.video_file import open_video, probe_video
+from fervid.analysis.video_file import probe_video
 from fervid.errors import AnalysisOutputError, VideoError
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.annotate import EMOTION_COLOURS_BGR, draw_faces
 from fervid.models.faces import Faces
 from tests.helpers.face_rows_factory import in_frame_order, track_rows
+from tests.helpers.video_frames import read_frames
 
 HAPPY_BOX = (100, 80, 120, 120)
 SAD_BOX = (400, 100, 100, 100)
@@ -42,22 +43,10 @@ def annotated(tmp_path_factory, video, faces_csv):
     return dest, written, reported
 
 
-def frames_of(path) -> list[np.ndarray]:
-    capture = open_video(path)
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
-
-
 def test_every_frame_is_written_at_the_videos_size(annotated, video):
     dest, written, reported = annotated
     assert written == video.frames == 275 and sum(reported) == 275
-    out = frames_of(dest)
+    out = read_frames(dest)
     assert len(out) == 275 and out[0].shape == (360, 640, 3)
     assert [p.name for p in dest.parent.iterdir()] == ["annotated.mp4"]  # no partial file left
 
@@ -74,7 +63,7 @@ def painted(source: np.ndarray, faces: Faces, emotion: str) -> np.ndarray:
 def test_each_face_is_drawn_in_its_class_colour_where_the_csv_says(annotated, faces_csv, index, expected):
     """Where the CSV's faces of the last analysed frame would be painted, the annotated frame shows
     their class colour (through MPEG-4's loss); where the CSV has no face, the source's pixels."""
-    source, out = frames_of(SAMPLE_CLIP)[index], frames_of(annotated[0])[index]
+    source, out = read_frames(SAMPLE_CLIP)[index], read_frames(annotated[0])[index]
     csv_faces = dict(faces_by_frame(read_rows(faces_csv)))
     for emotion, example in (("happy", csv_faces[0]), ("sad", csv_faces[150])):
         where = painted(source, example, emotion)

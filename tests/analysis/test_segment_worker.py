@@ -7,7 +7,7 @@ import pytest
 
 from fervid.analysis.segment_worker import analyse_segment, in_reading_order, open_at
 from fervid.analysis.segments import AnalysisOptions, Segment
-from fervid.analysis.video_file import open_video, probe_video
+from fervid.analysis.video_file import probe_video
 from fervid.errors import VideoError
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.face_detector import DetectorParams, HaarFaceDetector
@@ -15,6 +15,7 @@ from fervid.models.faces import Faces
 from fervid.models.preprocessing import crop_faces, to_grey
 from fervid.models.recognizer import Recognizer
 from fervid.models.stream_tracking import StreamTracking
+from tests.helpers.video_frames import read_frames
 
 WRITTEN_FRAMES = 120
 
@@ -29,23 +30,11 @@ def sample():
     return probe_video(SAMPLE_CLIP)
 
 
-def read_all(path) -> list[np.ndarray]:
-    cap = open_video(path)
-    frames = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        frames.append(image)
-    cap.release()
-    return frames
-
-
 @pytest.fixture(scope="module")
 def written(tmp_path_factory):
     """The sample clip's first frames as MJPG (AVI) and MPEG-4 Part 2 (MP4) files."""
     folder = tmp_path_factory.mktemp("videos")
-    frames = read_all(SAMPLE_CLIP)[:WRITTEN_FRAMES]
+    frames = read_frames(SAMPLE_CLIP)[:WRITTEN_FRAMES]
     paths = {}
     for fourcc, name in [("MJPG", "clip.avi"), ("mp4v", "clip.mp4")]:
         path = folder / name
@@ -74,7 +63,7 @@ def reference(recognizer, info, first, stop, every=1):
     """The app's steps (``Recognizer.recognise_tracked``), one frame and one classifier call at a
     time from ``first`` (read from the file's start, no seek), boxes in reading order."""
     tracking = StreamTracking(AnalysisOptions().tracking)
-    frames = read_all(info.path)
+    frames = read_frames(info.path)
     out = []
     for index in range(first, stop):
         if index % every == 0:
@@ -99,7 +88,7 @@ def assert_same_as_reference(rows, reference_frames):
 def test_a_seek_lands_on_the_frame_reading_from_the_start_reaches(codec, written, sample):
     path = SAMPLE_CLIP if codec == "H264" else written[codec]
     info = sample if codec == "H264" else probe_video(path)
-    frames = read_all(path)
+    frames = read_frames(path)
     for target in (1, 13, 50, 99):
         cap = open_at(segment(info, target, target, target + 1))
         for index in range(target, target + 10):
@@ -135,7 +124,7 @@ def test_warm_up_frames_are_analysed_apart_and_every_skips_frames(recognizer, sa
 def test_a_truncated_video_ends_its_segment_with_the_frame_where_it_ended(recognizer, truncated):
     info = probe_video(truncated)
     assert info.frames == WRITTEN_FRAMES, "the header still promises every frame"
-    end = len(read_all(truncated))
+    end = len(read_frames(truncated))
     assert 0 < end < WRITTEN_FRAMES
     with pytest.raises(VideoError, match=f"ends at frame {end}, before the {WRITTEN_FRAMES} frames"):
         analyse_segment(recognizer, segment(info, end - 10, end - 5, WRITTEN_FRAMES))

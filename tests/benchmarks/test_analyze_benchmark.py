@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 
-import cv2
 import pytest
 
 from fervid.analysis.video_file import probe_video
@@ -18,6 +17,7 @@ from fervid.benchmarks.analyze import (QUICK_MEMORY_MINUTES, QUICK_NAIVE_FRAMES,
                                        TARGET_OVER_NAIVE, looped_clip, looped_frame_count, write_looped)
 from fervid.media.samples import SAMPLE_CLIP
 from tests.conftest import REPO
+from tests.helpers.video_frames import read_frames
 
 CLIP_FRAMES = 275
 
@@ -25,18 +25,6 @@ CLIP_FRAMES = 275
 def benchmark(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fervid.benchmarks.analyze", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def decoded(path) -> list:
-    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(image)
-    capture.release()
-    return frames
 
 
 # ---------------------------------------------------------------- looped clips
@@ -50,7 +38,7 @@ def test_looped_frame_count_is_minutes_of_frames_at_least_one():
 def test_write_looped_plays_the_clip_again_past_its_end(tmp_path):
     path = tmp_path / "looped.mp4"
     write_looped(SAMPLE_CLIP, CLIP_FRAMES + 25, path)
-    frames = decoded(path)
+    frames = read_frames(path)
     assert len(frames) == CLIP_FRAMES + 25
     assert {image.shape for image in frames} == {(360, 640, 3)}
     info = probe_video(path)
