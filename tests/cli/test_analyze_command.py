@@ -16,6 +16,7 @@ import pytest
 
 from fervid.models.labels import EMOTIONS
 from tests.conftest import REPO, SAMPLE_CLIP, run_fervid
+from tests.helpers.video_frames import read_frames
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +35,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 def csv_rows(path: Path) -> list[dict]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-def decoded_frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    count = 0
-    while cap.read()[0]:
-        count += 1
-    cap.release()
-    return count
 
 
 def write_avi(path: Path, frames: int) -> None:
@@ -96,7 +88,7 @@ def test_the_csv_rows_add_up_to_the_summary(analysed):
 
 def test_the_annotated_video_and_the_timeline_are_real(analysed):
     _, folder = analysed
-    assert decoded_frames(folder / "annotated.mp4") == CLIP_FRAMES
+    assert len(read_frames(folder / "annotated.mp4")) == CLIP_FRAMES
     timeline = cv2.imread(str(folder / "timeline.png"))
     assert timeline is not None and timeline.shape[0] > 200 and timeline.shape[1] > 400
     assert len(np.unique(timeline.reshape(-1, 3), axis=0)) > 20  # a plot, not a blank image
@@ -189,7 +181,10 @@ def test_an_interrupted_run_leaves_whole_rows_and_the_rerun_continues(tmp_path, 
     folder = out / SAMPLE_CLIP.stem
     command = [sys.executable, "-m", "fervid.cli.main", "analyze", str(SAMPLE_CLIP), "--out", str(out),
                "--segment-s", "2", "--no-progress"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C in a terminal: SIGINT at its default. Without preexec_fn the child inherits whatever the test
+    # runner has, and CI started as a background job of a script has SIGINT ignored (so had its children).
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     manifest = folder / ".fervid-analysis.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
