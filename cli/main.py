@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 TENSORFLOW_PURPOSE = {"train": TRAINING, "predict": INTERACTIVE, "evaluate": INTERACTIVE, "app": INTERACTIVE,
-                      "analyze": INTERACTIVE}
+                      "analyze": INTERACTIVE, "ensemble": INTERACTIVE}
 """How each command that runs TensorFlow in its own process sets it up (models.backend_env says why);
 the others (``up``...) only pass the log level on to the Ray workers they start."""
 

@@ -1,4 +1,5 @@
-"""``fervid train``: Mini-Xception in this process, or on Ray Train with ``--workers`` 2 or more."""
+"""``fervid train`` (Mini-Xception in this process, or on Ray Train with ``--workers`` 2 or more) and
+``fervid ensemble`` (trained models saved as one file that averages them)."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "data": args.data, "ferplus": args.ferplus, "epochs": args.epochs, "batch_size": args.batch_size,
         "workers": args.workers, "use_gpu": args.use_gpu, "limit": args.limit, "out": args.out,
         "width": args.width, "learning_rate": args.lr, "label_smoothing": args.label_smoothing,
-        "ferplus_weight": args.ferplus_weight, "augment": args.augment, "resume": not args.fresh,
+        "ferplus_weight": args.ferplus_weight, "augment": args.augment, "erasing": args.erasing,
+        "mixup": args.mixup, "resume": not args.fresh,
     }, name=flag_for)
     if args.address and config.workers < 2:
         raise FervidError("--address needs --workers 2 or more (one worker trains in this process)")
@@ -45,6 +47,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         from fervid.training.trainer import train
 
         summary = train(config, log=lambda msg: print(msg, file=sys.stderr))
+    if args.json:
+        emit_json(summary)
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from fervid.errors import FervidError
+    from fervid.models.ensemble import save_ensemble
+
+    if args.out.suffix != ".keras":
+        raise FervidError(f"--out {args.out}: the ensemble is a Keras file and must end in .keras")
+    if args.out.exists() and not args.force:
+        raise FervidError(f"--out {args.out} already exists (pass --force to replace it)")
+    parameters = save_ensemble(args.models, args.out)
+    summary = {"out": str(args.out), "members": [str(path) for path in args.models], "parameters": parameters}
+    print(f"saved the mean of {len(args.models)} models ({parameters:,} parameters) to {args.out}",
+          file=sys.stderr)
     if args.json:
         emit_json(summary)
     return 0
@@ -69,6 +88,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-smoothing", type=float, default=0.1, help="0 <= S < 1")
     p.add_argument("--ferplus-weight", type=float, default=0.5, help="share of the FER+ votes, 0..1")
     p.add_argument("--augment", type=float, default=1.0, help="augmentation strength, 0..3 (0 = flips only)")
+    p.add_argument("--erasing", type=float, default=0.0,
+                   help="probability of random erasing per crop, 0..1 (0 = off)")
+    p.add_argument("--mixup", type=float, default=0.0, help="mixup's Beta parameter, e.g. 0.2 (0 = off)")
     p.add_argument("--fresh", action="store_true", help="ignore an interrupted run in --out")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ensemble", help="save several trained models as one .keras file that averages them "
+                                        "(accepted wherever a model file is)")
+    p.add_argument("models", nargs="+", type=Path, metavar="MODEL", help="two or more .keras files")
+    p.add_argument("--out", required=True, type=Path, help="the ensemble's .keras file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON document")
+    p.set_defaults(func=cmd_ensemble)
