@@ -49,14 +49,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from fervid.extras import TRAINING, require
 
         require(TRAINING, "fervid evaluate --confusion-png")
-    data = load_fer2013(args.data, usage=args.split)
+    if args.validation_slice:
+        from fervid.training.config import TrainConfig
+        from fervid.training.data import validation_mask
+
+        # The slice every `fervid train` run holds out with its default settings: where models are chosen.
+        defaults = TrainConfig.model_fields
+        data = load_fer2013(args.data, usage="Training")
+        data = data.select(validation_mask(data.labels, defaults["validation_fraction"].default,
+                                           defaults["seed"].default))
+        split = "validation slice of Training"
+    else:
+        data = load_fer2013(args.data, usage=args.split)
+        split = args.split or "all rows"
     classifier = EmotionClassifier.load(args.model, flip_average=not args.no_flip)
     report = evaluate(classifier, data.pixels, data.labels)
     if args.confusion_png:
         from fervid.errors import FervidError
         from fervid.training.plots import plot_confusion
 
-        title = f"{Path(args.data).name} {args.split or 'all rows'}: accuracy {report.accuracy:.4f}"
+        title = f"{Path(args.data).name} {split}: accuracy {report.accuracy:.4f}"
         try:
             plot_confusion(report.confusion, Path(args.confusion_png), title)
         except OSError as exc:
@@ -82,9 +94,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("evaluate", help="accuracy of a model on a FER2013-format CSV")
     p.add_argument("--data", required=True, type=Path, help="CSV or CSV.gz in Kaggle fer2013 format")
-    p.add_argument("--split", metavar="USAGE",
-                   help="only rows whose Usage column is USAGE: Training, PublicTest or PrivateTest in Kaggle's "
-                        "file, any name in files of your own (default: every row)")
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument("--split", metavar="USAGE",
+                      help="only rows whose Usage column is USAGE: Training, PublicTest or PrivateTest in "
+                           "Kaggle's file, any name in files of your own (default: every row)")
+    rows.add_argument("--validation-slice", action="store_true",
+                      help="only the Training rows that fervid train holds out to choose models (a fixed, "
+                           "stratified 10%%, seed 2013): select here, report on a split never used")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
     p.add_argument("--no-flip", action="store_true", help="do not average with the mirrored face")
     p.add_argument("--confusion-png", type=Path, help="also save the confusion matrix as a PNG")

@@ -1,6 +1,7 @@
 """The ``fervid`` command line, run as a real subprocess: JSON contracts and one-line errors."""
 import json
 
+import numpy as np
 import pytest
 
 from fervid.models.labels import EMOTIONS
@@ -75,6 +76,23 @@ def test_evaluate_json_structure_on_the_sample(tmp_path):
     assert len(report["confusion"]) == 7 and all(len(row) == 7 for row in report["confusion"])
     assert sum(map(sum, report["confusion"])) == 80
     assert png.stat().st_size > 1000
+
+
+def test_evaluate_validation_slice_is_the_rows_training_held_out():
+    """Models are chosen on this slice: it must be exactly what ``fervid train`` leaves out by default."""
+    from fervid.training.config import TrainConfig
+    from fervid.training.data import load_fer2013
+    from fervid.training.trainer import prepare_data
+
+    held_out = prepare_data(TrainConfig(data=SAMPLE_CSV, out="unused")).y_val
+    result = run_fervid("evaluate", "--data", SAMPLE_CSV, "--validation-slice", "--json", "--no-flip")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == len(held_out) < len(load_fer2013(SAMPLE_CSV, usage="Training"))
+    counts = np.asarray(report["confusion"]).sum(axis=1)
+    assert counts.tolist() == held_out.sum(axis=0).astype(int).tolist()  # the same rows, class by class
+    assert_one_line_error(run_fervid("evaluate", "--data", SAMPLE_CSV, "--validation-slice", "--split",
+                                     "PublicTest"), "not allowed with argument")
 
 
 def test_evaluate_truncated_csv_names_the_problem(tmp_path):
