@@ -28,7 +28,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "workers": args.workers, "use_gpu": args.use_gpu, "limit": args.limit, "out": args.out,
         "width": args.width, "learning_rate": args.lr, "label_smoothing": args.label_smoothing,
         "ferplus_weight": args.ferplus_weight, "augment": args.augment, "erasing": args.erasing,
-        "mixup": args.mixup, "resume": not args.fresh,
+        "mixup": args.mixup, "teacher": args.teacher, "teacher_weight": args.teacher_weight,
+        "teacher_temperature": args.teacher_temperature, "resume": not args.fresh,
     }, name=flag_for)
     if args.address and config.workers < 2:
         raise FervidError("--address needs --workers 2 or more (one worker trains in this process)")
@@ -91,6 +92,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erasing", type=float, default=0.0,
                    help="probability of random erasing per crop, 0..1 (0 = off)")
     p.add_argument("--mixup", type=float, default=0.0, help="mixup's Beta parameter, e.g. 0.2 (0 = off)")
+    p.add_argument("--teacher", type=Path, metavar="MODEL",
+                   help="distil this .keras model (one or a fervid ensemble): its probabilities on each "
+                        "training image are blended into the image's target")
+    p.add_argument("--teacher-weight", type=float, default=0.7,
+                   help="share of the teacher's probabilities in each target, 0..1 (with --teacher)")
+    p.add_argument("--teacher-temperature", type=float, default=1.0,
+                   help="soften the teacher's probabilities: softmax(log(p) / T), 0.1..20 (with --teacher)")
     p.add_argument("--fresh", action="store_true", help="ignore an interrupted run in --out")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON document")
     p.set_defaults(func=cmd_train)

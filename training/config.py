@@ -59,6 +59,13 @@ class TrainConfig(BaseModel):
         0.0, description="probability of random erasing (a noise rectangle of 2-20% of the crop); 0: off")
     mixup: Annotated[float, Field(ge=0, le=10)] = Field(
         0.0, description="mixup's Beta(a, a) parameter (0.2 is usual); 0: off")
+    teacher: Annotated[Path | None, Field(strict=False)] = Field(
+        None, description="a trained .keras model (one or an ensemble) to distil: its flip-averaged "
+                          "probabilities on each training image are blended into that image's target")
+    teacher_weight: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.7, description="share of the teacher's probabilities in each target (with --teacher)")
+    teacher_temperature: Annotated[float, Field(ge=0.1, le=20)] = Field(
+        1.0, description="softens the teacher's probabilities: softmax(log(p) / T)")
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 2013

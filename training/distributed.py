@@ -141,6 +141,10 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
 
     out = config.out.resolve()
     check_regular_file(config.data, "a CSV file", FervidError)  # the workers read it; a folder is not "no such file"
+    if config.teacher:  # refused here in one line, not in every worker
+        from fervid.training.distil import load_teacher
+
+        load_teacher(config.teacher)
     create_run_folder(out)
     if not ray.is_initialized():
         if address:  # a cluster (a RayJob, `ray job submit`): its nodes bring their own CPUs
@@ -152,7 +156,8 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
             ray.init(address="local", num_cpus=max(config.workers, os.cpu_count() or 1), log_to_driver=False)
     # Absolute paths: the workers' working folder is not the driver's.
     absolute = config.model_copy(update={"data": config.data.resolve(), "out": out,
-                                         "ferplus": config.ferplus.resolve() if config.ferplus else None})
+                                         "ferplus": config.ferplus.resolve() if config.ferplus else None,
+                                         "teacher": config.teacher.resolve() if config.teacher else None})
     if not config.resume:
         shutil.rmtree(out / "ray", ignore_errors=True)
     elif (out / "ray").is_dir():

@@ -29,3 +29,28 @@ def blend_ferplus(labels: np.ndarray, ferplus: np.ndarray | None, weight: float)
     usable = ~np.isnan(ferplus).any(axis=1)
     targets[usable] = (1 - weight) * targets[usable] + weight * ferplus[usable]
     return targets
+
+
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Raise a probability matrix to ``1 / temperature`` and renormalise each row.
+
+    This is ``softmax(log(p) / T)``: the distillation temperature applied to a teacher that gives
+    probabilities, not logits (an ensemble's output is a mean of probabilities). T > 1 spreads
+    each row over the classes the teacher finds similar, which is what the student learns from.
+    """
+    if temperature == 1:
+        return probabilities.astype(np.float32)
+    logs = np.log(np.clip(probabilities.astype(np.float64), 1e-12, None)) / temperature
+    logs -= logs.max(axis=1, keepdims=True)
+    soft = np.exp(logs)
+    return (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def blend_teacher(targets: np.ndarray, teacher: np.ndarray, weight: float) -> np.ndarray:
+    """``(1 - weight) * targets + weight * teacher``: knowledge distillation with the teacher's
+    probabilities computed once, on the un-augmented images, before training."""
+    if not 0 <= weight <= 1:
+        raise ValueError(f"teacher weight must be in [0, 1], got {weight}")
+    if teacher.shape != targets.shape:
+        raise ValueError(f"teacher probabilities {teacher.shape} do not match the targets {targets.shape}")
+    return ((1 - weight) * targets + weight * teacher).astype(np.float32)

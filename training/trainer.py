@@ -24,7 +24,8 @@ from fervid.training.augment import augmented_epoch
 from fervid.training.config import TrainConfig
 from fervid.training.data import Fer2013, load_fer2013, load_ferplus_votes, validation_mask
 from fervid.training.plots import plot_history
-from fervid.training.targets import blend_ferplus, one_hot
+from fervid.training.distil import load_teacher, teacher_probabilities
+from fervid.training.targets import blend_ferplus, blend_teacher, one_hot
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "state.json"
@@ -41,12 +42,23 @@ class PreparedData:
     y_val: np.ndarray
 
 
-def prepare_data(config: TrainConfig) -> PreparedData:
-    """Load the Training rows, split off the fixed validation slice and build the targets."""
+def prepare_data(config: TrainConfig, log=print) -> PreparedData:
+    """Load the Training rows, split off the fixed validation slice and build the targets.
+
+    With a teacher, its probabilities are blended in last, over the FER2013/FER+ target. The teacher
+    is loaded before the CSV is read, so a bad ``--teacher`` is refused at once.
+    """
+    teacher = load_teacher(config.teacher) if config.teacher else None
     data: Fer2013 = load_fer2013(config.data, usage="Training", limit=config.limit)
     ferplus = load_ferplus_votes(config.ferplus, data) if config.ferplus else None
     val = validation_mask(data.labels, config.validation_fraction, config.seed)
     targets = blend_ferplus(data.labels, ferplus, config.ferplus_weight)
+    if teacher is not None:
+        train_rows = ~val  # the validation slice's targets are never used: no need to classify it
+        targets[train_rows] = blend_teacher(
+            targets[train_rows], teacher_probabilities(teacher, data.pixels[train_rows],
+                                                       config.teacher_temperature, log),
+            config.teacher_weight)
     return PreparedData(
         x_train=data.pixels[~val], y_train=targets[~val],
         x_val=normalise(data.pixels[val]), y_val=one_hot(data.labels[val]))
@@ -168,7 +180,8 @@ def read_resume_state(out: Path) -> dict | None:
 
 
 RECIPE_FIELDS = ("epochs", "batch_size", "width", "learning_rate", "weight_decay", "warmup_epochs",
-                 "label_smoothing", "ferplus_weight", "augment", "erasing", "mixup", "dropout",
+                 "label_smoothing", "ferplus_weight", "teacher", "teacher_weight", "teacher_temperature",
+                 "augment", "erasing", "mixup", "dropout",
                  "validation_fraction", "seed", "limit", "workers")
 
 
@@ -195,7 +208,7 @@ def train(config: TrainConfig, log=print) -> dict:
     """Train, resuming from ``config.out`` when it holds an interrupted run; return a summary."""
     out = Path(config.out)
     keras.utils.set_random_seed(config.seed)
-    data = prepare_data(config)  # first: a CSV that fails leaves no --out folder behind
+    data = prepare_data(config, log)  # first: a CSV that fails leaves no --out folder behind
     create_run_folder(out)
     steps = math.ceil(len(data.x_train) / config.batch_size)
     log(f"training on {len(data.x_train)} images, validating on {len(data.x_val)} "

@@ -46,12 +46,22 @@ def test_up_refuses_a_duration_that_never_ends_or_never_starts(capsys, value):
     ("--augment", "nan", "--augment nan: must be a finite number"),
     ("--batch-size", "0", "--batch-size 0: must be greater than or equal to 1"),
     ("--limit", "5", "--limit 5: must be at least 20 rows (a validation slice is split off)"),
+    ("--teacher-weight", "1.5", "--teacher-weight 1.5: must be less than or equal to 1"),
+    ("--teacher-temperature", "0", "--teacher-temperature 0.0: must be greater than or equal to 0.1"),
 ])
 def test_train_refuses_settings_that_cannot_train(tmp_path, flag, value, line):
     """Accepted before: 60 epochs at a negative learning rate. Refused before the data is read."""
     out = tmp_path / "run"
     result = run_fervid("train", "--data", SAMPLE_CSV, "--out", out, flag, value, timeout=60)
     assert_error_line(result, f"fervid train: error: {line}")
+    assert not out.exists()
+
+
+def test_train_refuses_a_teacher_that_is_no_model_before_anything_is_created(tmp_path):
+    out = tmp_path / "run"
+    result = run_fervid("train", "--data", SAMPLE_CSV, "--out", out, "--teacher", tmp_path / "missing.keras",
+                        timeout=60)
+    assert_error_line(result, f"fervid train: error: model file {tmp_path / 'missing.keras'} not found")
     assert not out.exists()
 
 
