@@ -1,6 +1,10 @@
 """Single-process training end to end on a few hundred real FER2013 rows."""
 import csv
+import io
 import json
+import zipfile
+
+import h5py
 
 import pytest
 
@@ -17,6 +21,12 @@ def small_config(out, **overrides):
     return TrainConfig(**{**base, **overrides})
 
 
+def weight_groups(model_file):
+    """Top-level groups of a .keras archive's weights file."""
+    with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+        return sorted(weights.keys())
+
+
 def epochs_logged(out):
     with open(out / "history.csv") as handle:
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
@@ -30,6 +40,8 @@ def test_trains_writes_outputs_and_resumes(tmp_path):
         assert (out / name).is_file(), name
     assert epochs_logged(out) == [0, 1]
     EmotionClassifier.load(out / "best.keras")  # the result is a valid fervid model
+    assert weight_groups(out / "best.keras") == ["layers", "vars"]  # no optimizer moments (3x the size)
+    assert "optimizer" in weight_groups(out / "checkpoints" / "last.keras")  # the resumable state keeps them
 
     # Simulate an interruption after epoch 1: drop the last epoch from the saved state.
     state = json.loads((out / "checkpoints" / "state.json").read_text())
