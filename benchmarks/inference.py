@@ -18,7 +18,13 @@ exactly as live batches are, so their throughput includes the padding waste. All
 baseline are timed in interleaved rounds, so load from other work on a shared machine biases
 none of them more than the others; figures are medians of seconds per call.
 
+``--compare MODEL...`` times other model files (an ensemble, a previous model, a candidate) at the
+same batch sizes in the same interleaved rounds and reports each one's faces/s and the shipped
+model's faces/s over it per batch size: the speed side of choosing between models, measured so
+that a noisy minute on a shared machine cannot favour one of them.
+
     python -m fervid.benchmarks.inference [--json] [--quick] [--out FILE] [--plot PNG] [--crops CSV]
+                                          [--compare MODEL...]
 
 It uses Keras only (backend-specific calls only to list devices, guarded), so it runs under ``KERAS_BACKEND=jax`` as well.
 """
@@ -186,10 +192,33 @@ def add_speedups(batches: Sequence[dict], baseline: dict) -> None:
         entry["speedup"] = common.ratio(entry["faces_per_s"], baseline["faces_per_s"])
 
 
-def run(settings: Settings, batch: int, quick: bool, crops_csv: Path) -> dict:
-    """Load the model, time every batch size and the baseline, and assemble the result."""
+def load_compared(paths: Sequence[Path]) -> dict[Path, object]:
+    """Each ``--compare`` model, loaded with every check of ``EmotionClassifier.load`` (one-line errors)."""
+    from fervid.errors import FervidError
+    from fervid.models.classifier import EmotionClassifier
+
+    loaded = {}
+    for path in paths:
+        try:
+            loaded[path] = EmotionClassifier.load(path, flip_average=False)
+        except FervidError as exc:
+            common.log(f"fervid.benchmarks.inference: error: --compare: {exc}")
+            raise SystemExit(2) from None
+    return loaded
+
+
+def compared_entry(path: Path, entries: Sequence[dict], shipped: dict[int, float]) -> dict:
+    """One compared model: its faces/s per batch size and the shipped model's faces/s over them."""
+    for entry in entries:
+        entry["shipped_over_this"] = common.ratio(shipped[entry["batch_size"]], entry["faces_per_s"])
+    return {"model": display_path(path), "batches": list(entries)}
+
+
+def run(settings: Settings, batch: int, quick: bool, crops_csv: Path, compare: Sequence[Path] = ()) -> dict:
+    """Load the model(s), time every batch size and the baseline, and assemble the result."""
     started = time.perf_counter()
     crops = load_crops(crops_csv, max(settings.batch_sizes))  # a bad CSV fails before the model loads
+    others = load_compared(compare)  # a missing or damaged file fails before Keras is imported
     import keras
 
     from fervid.models.classifier import BATCH_BUCKETS, EmotionClassifier
@@ -201,6 +230,8 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path) -> dict:
     timings: dict[object, Callable[[], list[float]]] = {
         size: batch_timing(classifier, crops, size, settings) for size in settings.batch_sizes}
     timings[BASELINE_NAME] = baseline_timing(classifier.model, crops, settings)
+    for path, other in others.items():
+        timings.update({(path, size): batch_timing(other, crops, size, settings) for size in settings.batch_sizes})
     durations = interleaved_timings(timings, settings.rounds)
     batches = [batch_entry(size, durations[size]) for size in settings.batch_sizes]
     baseline = baseline_entry(durations[BASELINE_NAME])
@@ -210,6 +241,8 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path) -> dict:
     add_speedups(batches, baseline)
     rates = {entry["batch_size"]: entry["faces_per_s"] for entry in batches}
     best = max(rates, key=rates.get)
+    compared = [compared_entry(path, [batch_entry(size, durations[(path, size)]) for size in settings.batch_sizes],
+                               rates) for path in others]
     return {
         "benchmark": "inference",
         "question": "faces/s of batched EmotionClassifier.predict vs one model.predict call per face",
@@ -233,6 +266,7 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path) -> dict:
         "best_batch": best,
         "best_faces_per_s": rates[best],
         "saturation_batch": saturation_batch(rates),
+        "compared": compared,
         "elapsed_s": round(time.perf_counter() - started, 1),
     }
 
@@ -250,6 +284,10 @@ def summary(result: dict) -> str:
               f"{baseline['ms_per_face']:.2f} ms/face",
               f"speedup at default batch {result['default_batch']}: {result['speedup_at_default_batch']:.1f}x",
               f"saturation batch (within {SATURATION_TOLERANCE:.0%} of best): {result['saturation_batch']}"]
+    for other in result.get("compared", []):
+        lines.append(f"{other['model']}: " + ", ".join(
+            f"batch {e['batch_size']} {e['faces_per_s']:.1f} faces/s (shipped {e['shipped_over_this']:.2f}x)"
+            for e in other["batches"]))
     return "\n".join(lines)
 
 
@@ -297,6 +335,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crops", type=Path, metavar="CSV", default=SAMPLE_CSV,
                         help="FER2013-format CSV[.gz] whose faces are classified "
                              "(default: the checkout's tests/data/fer2013_sample.csv.gz)")
+    parser.add_argument("--compare", type=Path, nargs="+", default=[], metavar="MODEL",
+                        help="also time these .keras model files at the same batch sizes, interleaved")
     return parser.parse_args(argv)
 
 
@@ -309,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_tensorflow()  # as the service's inference actor does, before Keras is imported
     crops_csv = common.require_input("inference", "--crops", args.crops)
     batch = default_batch()
-    result = run(Settings.for_run(args.quick, batch), batch, args.quick, crops_csv)
+    result = run(Settings.for_run(args.quick, batch), batch, args.quick, crops_csv, args.compare)
     if args.plot is not None:
         plot(result, args.plot)
         common.log(f"plot written to {args.plot}")

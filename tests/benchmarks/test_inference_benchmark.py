@@ -97,3 +97,32 @@ def test_crops_that_cannot_be_read_are_one_line_errors(tmp_path, content, expect
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()  # refused before Keras (and its log lines) is imported
     assert len(lines) == 1 and lines[0].startswith(expected.format(path=path)), done.stderr
+
+
+def test_compared_models_are_timed_at_every_batch_size_with_the_shipped_models_ratio(quick_run, tmp_path):
+    assert quick_run[0]["compared"] == []  # only when asked
+    from fervid.models.mini_xception import build_mini_xception
+
+    small = tmp_path / "small.keras"
+    build_mini_xception(width=0.25).save(small)
+    done = subprocess.run([sys.executable, "-m", "fervid.benchmarks.inference", "--quick", "--json",
+                           "--compare", str(small)], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    [other] = result["compared"]
+    assert other["model"] == str(small)
+    shipped = {entry["batch_size"]: entry["faces_per_s"] for entry in result["batches"]}
+    assert [entry["batch_size"] for entry in other["batches"]] == list(shipped)
+    for entry in other["batches"]:
+        assert entry["faces_per_s"] > 0 and entry["calls"] > 0
+        assert entry["shipped_over_this"] == pytest.approx(shipped[entry["batch_size"]] / entry["faces_per_s"],
+                                                           abs=1e-3)
+
+
+def test_a_compared_file_that_is_no_model_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "missing.keras"
+    done = subprocess.run([sys.executable, "-m", "fervid.benchmarks.inference", "--quick", "--json",
+                           "--compare", str(missing)], cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()  # refused before Keras (and its log lines) is imported
+    assert lines == [f"fervid.benchmarks.inference: error: --compare: model file {missing} not found"], done.stderr
