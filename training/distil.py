@@ -1,8 +1,8 @@
 """Teacher probabilities for knowledge distillation (``fervid train --teacher MODEL``).
 
-Why offline: the teacher (typically the shipped ensemble, two Mini-Xceptions) is run once over the
-training images before the first epoch, not beside the student in every step, so distilling costs
-one pass of inference, not a second model in the training loop, and works the same on every
+Why offline: the teacher (typically an ensemble from ``fervid ensemble``, as for the shipped model)
+is run once over the training images before the first epoch, not beside the student in every step, so
+distilling costs one pass of inference, not a second model in the training loop, and works the same on every
 backend and on Ray Train workers. The probabilities are of the clean images (flip-averaged, as
 ``evaluate`` scores the teacher); augmented copies of an image share its teacher target.
 """
