@@ -8,6 +8,7 @@ only dashboards), so no JPEG is encoded; ``watched`` is left to the monitor test
 """
 from __future__ import annotations
 
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -28,10 +29,25 @@ class RunSpec:
     warmup_s: float = 5.0
 
 
+FREE_PORT_RANGE: tuple[int, int] = (20_000, 32_000)
+"""Where ``free_port`` looks: above Ray's worker ports (10002-19999) and below Linux's ephemeral range
+(32768-60999). Ray binds its own servers (raylet, object manager, agents) to ephemeral ports after
+``fervid up`` has checked its ports, so a port the kernel once handed out as ephemeral could be taken
+by Ray in between: a scrape of the "metrics" port then read Ray's gRPC bytes (CI, stop 23)."""
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port that is free now and that neither the kernel nor Ray hands out by itself."""
+    pick = random.SystemRandom()
+    for _ in range(500):
+        port = pick.randrange(*FREE_PORT_RANGE)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port found in {FREE_PORT_RANGE[0]}-{FREE_PORT_RANGE[1] - 1}")
 
 
 def service_config(spec: RunSpec, overrides: dict | None = None) -> ServiceConfig:
