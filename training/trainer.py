@@ -53,14 +53,14 @@ def prepare_data(config: TrainConfig, log=print) -> PreparedData:
     ferplus = load_ferplus_votes(config.ferplus, data) if config.ferplus else None
     val = validation_mask(data.labels, config.validation_fraction, config.seed)
     targets = blend_ferplus(data.labels, ferplus, config.ferplus_weight)
-    if teacher is not None:
-        train_rows = ~val  # the validation slice's targets are never used: no need to classify it
-        targets[train_rows] = blend_teacher(
-            targets[train_rows], teacher_probabilities(teacher, data.pixels[train_rows],
-                                                       config.teacher_temperature, log),
+    training_rows = ~val
+    if teacher is not None:  # the validation slice's targets are never used: no need to classify it
+        targets[training_rows] = blend_teacher(
+            targets[training_rows],
+            teacher_probabilities(teacher, data.pixels[training_rows], config.teacher_temperature, log),
             config.teacher_weight)
     return PreparedData(
-        x_train=data.pixels[~val], y_train=targets[~val],
+        x_train=data.pixels[training_rows], y_train=targets[training_rows],
         x_val=normalise(data.pixels[val]), y_val=one_hot(data.labels[val]))
 
 

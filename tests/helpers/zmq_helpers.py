@@ -17,6 +17,7 @@ import numpy as np
 import zmq
 
 from fervid.models.labels import EMOTIONS
+from fervid.benchmarks.service_run import FREE_PORT_RANGE
 from fervid.comms.messages import StreamMessage, encode_message
 from fervid.models.faces import Faces
 from tests.conftest import TWO_PEOPLE
@@ -73,7 +74,7 @@ class FakeService:
         self._subscriptions: Counter[bytes] = Counter()
         for _ in range(100):
             try:
-                self._bind(f"tcp://127.0.0.1:{random.randrange(20000, 32000)}", retry=False)
+                self._bind(f"tcp://127.0.0.1:{random.randrange(*FREE_PORT_RANGE)}", retry=False)
                 return
             except zmq.ZMQError as exc:
                 if exc.errno != zmq.EADDRINUSE:
