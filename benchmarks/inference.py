@@ -13,10 +13,15 @@ reports:
 * ``saturation_batch``: the smallest batch size within 10% of the best measured throughput,
   i.e. where making batches larger stops paying.
 
-Sizes that are not one of ``BATCH_BUCKETS`` are padded up by ``predict`` (2 -> 4, 128 -> 256),
+Sizes that are not one of ``BATCH_BUCKETS`` are padded up by ``predict`` (3 -> 4, 100 -> 128),
 exactly as live batches are, so their throughput includes the padding waste. All sizes and the
 baseline are timed in interleaved rounds, so load from other work on a shared machine biases
 none of them more than the others; figures are medians of seconds per call.
+
+On the TensorFlow backend ``predict`` runs a frozen graph (:mod:`fervid.models.inference_call`);
+the same model through Keras' ``predict_on_batch``, the call before it, is timed at every batch
+size in the same rounds and reported as ``reference_call`` with ``call_speedup`` per size, so the
+gain of the frozen graph is measured, not assumed, on every machine the benchmark runs on.
 
 ``--compare MODEL...`` times other model files (an ensemble, a previous model, a candidate) at the
 same batch sizes in the same interleaved rounds and reports each one's faces/s and the shipped
@@ -214,6 +219,15 @@ def compared_entry(path: Path, entries: Sequence[dict], shipped: dict[int, float
     return {"model": display_path(path), "batches": list(entries)}
 
 
+def reference_entry(entries: Sequence[dict], shipped: dict[int, float]) -> dict:
+    """The same model through ``predict_on_batch``: its faces/s per size and the frozen graph's gain."""
+    from fervid.models.inference_call import PREDICT_ON_BATCH
+
+    for entry in entries:
+        entry["call_speedup"] = common.ratio(shipped[entry["batch_size"]], entry["faces_per_s"])
+    return {"call_path": PREDICT_ON_BATCH, "batches": list(entries)}
+
+
 def run(settings: Settings, batch: int, quick: bool, crops_csv: Path, compare: Sequence[Path] = ()) -> dict:
     """Load the model(s), time every batch size and the baseline, and assemble the result."""
     started = time.perf_counter()
@@ -222,14 +236,20 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path, compare: S
     import keras
 
     from fervid.models.classifier import BATCH_BUCKETS, EmotionClassifier
+    from fervid.models.inference_call import PREDICT_ON_BATCH
 
     backend = keras.backend.backend()
     common.log(f"loading the classifier ({backend} backend)")
     classifier = EmotionClassifier.load(flip_average=False)
-    common.log("warming up every batch size and the baseline")
+    reference = (None if classifier.call_path == PREDICT_ON_BATCH else
+                 EmotionClassifier(classifier.model, False, classifier.path, call_path=PREDICT_ON_BATCH))
+    common.log(f"warming up every batch size and the baseline (call path: {classifier.call_path})")
     timings: dict[object, Callable[[], list[float]]] = {
         size: batch_timing(classifier, crops, size, settings) for size in settings.batch_sizes}
     timings[BASELINE_NAME] = baseline_timing(classifier.model, crops, settings)
+    if reference is not None:
+        timings.update({(PREDICT_ON_BATCH, size): batch_timing(reference, crops, size, settings)
+                        for size in settings.batch_sizes})
     for path, other in others.items():
         timings.update({(path, size): batch_timing(other, crops, size, settings) for size in settings.batch_sizes})
     durations = interleaved_timings(timings, settings.rounds)
@@ -243,6 +263,8 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path, compare: S
     best = max(rates, key=rates.get)
     compared = [compared_entry(path, [batch_entry(size, durations[(path, size)]) for size in settings.batch_sizes],
                                rates) for path in others]
+    reference_call = None if reference is None else reference_entry(
+        [batch_entry(size, durations[(PREDICT_ON_BATCH, size)]) for size in settings.batch_sizes], rates)
     return {
         "benchmark": "inference",
         "question": "faces/s of batched EmotionClassifier.predict vs one model.predict call per face",
@@ -257,7 +279,7 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path, compare: S
             "max_calls_per_round": settings.max_calls_per_round,
             "baseline_calls_per_round": settings.baseline_calls_per_round,
             "saturation_tolerance": SATURATION_TOLERANCE, "crops": display_path(crops_csv),
-            "model": display_path(Path(classifier.path)),
+            "model": display_path(Path(classifier.path)), "call_path": classifier.call_path,
         },
         "baseline": baseline,
         "batches": batches,
@@ -267,6 +289,7 @@ def run(settings: Settings, batch: int, quick: bool, crops_csv: Path, compare: S
         "best_faces_per_s": rates[best],
         "saturation_batch": saturation_batch(rates),
         "compared": compared,
+        "reference_call": reference_call,
         "elapsed_s": round(time.perf_counter() - started, 1),
     }
 
@@ -284,6 +307,9 @@ def summary(result: dict) -> str:
               f"{baseline['ms_per_face']:.2f} ms/face",
               f"speedup at default batch {result['default_batch']}: {result['speedup_at_default_batch']:.1f}x",
               f"saturation batch (within {SATURATION_TOLERANCE:.0%} of best): {result['saturation_batch']}"]
+    if result.get("reference_call"):
+        lines.append(f"{result['parameters']['call_path']} over predict_on_batch: " + ", ".join(
+            f"batch {e['batch_size']} {e['call_speedup']:.2f}x" for e in result["reference_call"]["batches"]))
     for other in result.get("compared", []):
         lines.append(f"{other['model']}: " + ", ".join(
             f"batch {e['batch_size']} {e['faces_per_s']:.1f} faces/s (shipped {e['shipped_over_this']:.2f}x)"

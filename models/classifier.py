@@ -1,9 +1,10 @@
 """``EmotionClassifier``: the trained Mini-Xception behind one batched, compiled call.
 
 Calling ``model.predict`` once per face costs tens of milliseconds of Python and graph
-overhead per call; this class instead predicts a whole batch of crops in one compiled call.
-Batches are padded up to a few fixed sizes so the compiled function is traced once per size
-and never again, whatever number of faces a frame (or a batch across streams) holds.
+overhead per call; this class instead predicts a whole batch of crops in one compiled call
+(:mod:`fervid.models.inference_call`: a frozen graph on TensorFlow). Batches are padded up to a
+few fixed sizes so that every backend compiles (JAX traces, oneDNN builds its kernels) once per
+size, at warm-up, whatever number of faces a frame (or a batch across streams) holds.
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ import numpy as np
 
 from fervid.errors import ModelLoadError
 from fervid.models.classifier_paths import DEFAULT_MODEL_PATH, digest_path
+from fervid.models.inference_call import best_call, named_call
 from fervid.models.labels import NUM_CLASSES
 from fervid.models.preprocessing import FACE_SIZE, normalise
 
-BATCH_BUCKETS: tuple[int, ...] = (1, 4, 16, 64, 256)
-"""Padded batch sizes: at most 4x wasted work on tiny batches, one trace per size."""
+BATCH_BUCKETS: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+"""Padded batch sizes, powers of two: at most 2x wasted work, one compilation per size."""
 
 
 def bucket_for(n: int) -> int:
@@ -78,10 +80,16 @@ class EmotionClassifier:
     one point of accuracy for twice the compute, on by default for evaluation and still images.
     """
 
-    def __init__(self, model, flip_average: bool = True, path: Path | None = None):
+    def __init__(self, model, flip_average: bool = True, path: Path | None = None, call_path: str | None = None):
+        """``call_path`` names how the model is run (:mod:`fervid.models.inference_call`); by default the
+        fastest the backend offers. The call is made here, from the weights ``model`` has now."""
         self.model = model
         self.flip_average = flip_average
         self.path = path
+        if call_path is None:
+            self.call_path, self._call = best_call(model)
+        else:
+            self.call_path, self._call = call_path, named_call(model, call_path)
 
     @classmethod
     def load(cls, path: str | Path | None = None, flip_average: bool = True) -> "EmotionClassifier":
@@ -120,7 +128,7 @@ class EmotionClassifier:
         limit = bucket_for(min(rows, BATCH_BUCKETS[-1]))
         sizes = [size for size in BATCH_BUCKETS if size <= limit]
         for size in sizes:
-            self.model.predict_on_batch(np.zeros((size, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32))
+            self._call(np.zeros((size, FACE_SIZE, FACE_SIZE, 1), dtype=np.float32))
         return sizes
 
     def predict(self, crops: np.ndarray) -> np.ndarray:
@@ -141,7 +149,7 @@ class EmotionClassifier:
             size = bucket_for(chunk.shape[0])
             padded = np.zeros((size, *chunk.shape[1:]), dtype=np.float32)
             padded[:chunk.shape[0]] = chunk
-            out[start:start + chunk.shape[0]] = np.asarray(self.model.predict_on_batch(padded))[:chunk.shape[0]]
+            out[start:start + chunk.shape[0]] = self._call(padded)[:chunk.shape[0]]
         if self.flip_average:
             out = (out[:n] + out[n:]) / 2.0
         return out / out.sum(axis=1, keepdims=True)

@@ -126,3 +126,16 @@ def test_a_compared_file_that_is_no_model_is_a_one_line_error(tmp_path):
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()  # refused before Keras (and its log lines) is imported
     assert lines == [f"fervid.benchmarks.inference: error: --compare: model file {missing} not found"], done.stderr
+
+
+def test_the_frozen_graph_is_timed_against_predict_on_batch_in_the_same_run(quick_run):
+    """On TensorFlow the shipped call is the frozen graph; predict_on_batch is timed beside it."""
+    result, _, _ = quick_run
+    assert result["parameters"]["call_path"] == "frozen-graph"
+    reference = result["reference_call"]
+    assert reference["call_path"] == "predict_on_batch"
+    rates = {entry["batch_size"]: entry["faces_per_s"] for entry in result["batches"]}
+    assert [entry["batch_size"] for entry in reference["batches"]] == list(rates)
+    for entry in reference["batches"]:
+        assert entry["faces_per_s"] > 0 and entry["calls"] > 0
+        assert entry["call_speedup"] == pytest.approx(rates[entry["batch_size"]] / entry["faces_per_s"], abs=1e-3)

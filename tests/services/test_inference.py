@@ -216,19 +216,19 @@ def test_on_batch_reports_faces_frames_and_model_seconds(make_batcher):
 
 
 def test_classifier_warm_up_traces_every_bucket_up_to_max_batch(classifier):
-    """The service traces all padded batch sizes it can meet at start-up (1, 4, 16, 64 for
+    """The service compiles all padded batch sizes it can meet at start-up (1, 2, 4, ..., 64 for
     max_batch 64), so no live batch waits for the backend to compile. With flip_average every
-    crop is classified twice, so 64 crops need the 256 bucket too."""
+    crop is classified twice, so 64 crops need the 128 bucket too."""
     from fervid.models.classifier import EmotionClassifier
 
     plain = EmotionClassifier(classifier.model, flip_average=False)  # the service's default
-    assert plain.warm_up(64) == [1, 4, 16, 64]
-    assert plain.warm_up(5) == [1, 4, 16]
+    assert plain.warm_up(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert plain.warm_up(5) == [1, 2, 4, 8]
     assert plain.warm_up(1) == [1]
-    assert plain.warm_up(1000) == [1, 4, 16, 64, 256]  # capped at the largest bucket
+    assert plain.warm_up(1000) == [1, 2, 4, 8, 16, 32, 64, 128, 256]  # capped at the largest bucket
     flipping = EmotionClassifier(classifier.model, flip_average=True)
-    assert flipping.warm_up(64) == [1, 4, 16, 64, 256]
-    assert flipping.warm_up(2) == [1, 4]
+    assert flipping.warm_up(64) == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert flipping.warm_up(2) == [1, 2, 4]
     probabilities = plain.predict(crops_for(range(3)))
     assert probabilities.shape == (3, NUM_CLASSES)
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
