@@ -6,6 +6,12 @@ Classification waits until ``batch_frames`` frames have faces pending and then r
 of them: Mini-Xception costs far less per face in one large call than in many small ones. Only the
 pending crops are held, never frames, so memory does not grow with the segment.
 
+The three stages run side by side, each on its own thread (:mod:`fervid.analysis.stages`): a
+reader decodes frames ahead of detection, and classification of one batch runs while the next
+frames are scanned. OpenCV's decoder and cascade and TensorFlow all release the GIL, and a region
+scan keeps about one core busy, so on two cores decoding and classifying fill the other one instead
+of waiting their turn. The queues between the stages are short, so memory stays bounded.
+
 The worker does not smooth: tracks are renumbered when segments are joined, and smoothing must
 run over a whole track in frame order, so the driver smooths (:mod:`fervid.analysis.runner`).
 """
@@ -20,6 +26,7 @@ import numpy as np
 
 from fervid.analysis.face_rows import FaceRows
 from fervid.analysis.segments import Segment
+from fervid.analysis.stages import BackgroundCalls, FrameReader
 from fervid.analysis.video_file import open_video
 from fervid.errors import VideoError
 from fervid.models.classifier import EmotionClassifier
@@ -96,16 +103,21 @@ class _PendingFrames:
         self.frames.append((index, ts, boxes, ids))
         self.crops.append(crops)
 
+    def take(self) -> "_PendingFrames":
+        """The pending frames as a batch of their own, leaving nothing pending (the batch may be
+        classified on another thread while new frames are added here)."""
+        batch = _PendingFrames(self.frames, self.crops)
+        self.frames, self.crops = [], []
+        return batch
+
     def classify(self, classifier: EmotionClassifier) -> list[FaceRows]:
-        """One call for every pending face; the frames' rows (smoothed = raw), and nothing pending."""
+        """One call for every pending face; the frames' rows (smoothed = raw)."""
         probabilities = classifier.predict(np.concatenate(self.crops)) if self.crops else None
         rows, offset = [], 0
         for index, ts, boxes, ids in self.frames:
             p = probabilities[offset:offset + len(boxes)]
             offset += len(boxes)
             rows.append(FaceRows(np.full(len(boxes), index), np.full(len(boxes), ts), ids, boxes, p, p))
-        self.frames.clear()
-        self.crops.clear()
         return rows
 
 
@@ -137,18 +149,14 @@ def analyse_segment(recognizer: Recognizer, segment: Segment,
                          f"{options.detector}")
     began = time.perf_counter()
     tracking = StreamTracking(options.tracking)
-    pending, parts = _PendingFrames(), []
+    pending = _PendingFrames()
     progress = _Progress(on_frames)
     analysed = 0
-    cap = open_at(segment)
-    try:
-        for index in range(segment.warmup_start, segment.stop):
-            if index % options.every:
-                if not cap.grab():
-                    raise video_ended(segment, index)
-                continue
-            ok, image = cap.read()
-            if not ok:
+    classify = lambda batch: batch.classify(recognizer.classifier)  # noqa: E731
+    with FrameReader(open_at(segment), segment.warmup_start, segment.stop, options.every) as frames, \
+            BackgroundCalls(classify) as classified:
+        for index, image in frames:
+            if image is None:
                 raise video_ended(segment, index)
             ts = index / segment.info.fps
             grey = to_grey(image)
@@ -157,14 +165,13 @@ def analyse_segment(recognizer: Recognizer, segment: Segment,
             tracked = tracking.track(ts, plan, boxes)
             pending.add(index, ts, boxes, tracked.ids, crop_faces(grey, boxes))
             if len(pending.frames) >= options.batch_frames:
-                parts.extend(pending.classify(recognizer.classifier))
+                classified.submit(pending.take())
             if index >= segment.start:
                 analysed += 1
                 progress.add()
-        parts.extend(pending.classify(recognizer.classifier))
+        classified.submit(pending.take())
+        parts = [rows for batch_rows in classified.results() for rows in batch_rows]
         progress.flush()
-    finally:
-        cap.release()
     rows = FaceRows.concat(parts)
     written = rows.frame >= segment.start
     return SegmentResult(segment.index, segment.start, segment.stop, analysed, rows.take(written),
