@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from fervid.benchmarks.tracking import (MEASURED_CODE, PARTS, QUICK_FRAMES, RULE, candidate_name, candidates, choose, parse_args,
-                                        extra_boxes, fragmentation, part_fps, qualifies, truth_tracks)
+from fervid.benchmarks.tracking import (MEASURED_CODE, PARTS, QUICK_FRAMES, RULE, Clip, candidate_name, candidates, choose,
+                                        parse_args, extra_boxes, fragmentation, part_fps, qualifies, truth_tracks,
+                                        upscaled)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -199,3 +201,36 @@ def test_a_grid_value_plan_params_refuses_is_a_one_line_error():
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().splitlines() == [
         "fervid.benchmarks.tracking: error: --grid: region_scan_every must be >= 1, got 0"]
+
+
+def test_upscaled_clip_resizes_frames_and_truth_together():
+    frame = np.zeros((36, 64, 3), np.uint8)
+    frame[10:20, 30:40] = 255  # a white square where the truth box is
+    clip = Clip(5, [frame, frame.copy()], {5: [[30, 10, 10, 10]], 9: []}, 64, 36)
+    big = upscaled(clip, 2.0)
+    assert (big.width, big.height, big.first) == (128, 72, 5)
+    assert all(f.shape == (72, 128, 3) for f in big.frames) and len(big.frames) == 2
+    assert big.truth == {5: [[60, 20, 20, 20]], 9: []}
+    x, y, w, h = big.truth[5][0]
+    assert big.frames[0][y + 2:y + h - 2, x + 2:x + w - 2].min() == 255  # the box still lies on the square
+    assert upscaled(clip, 1.0) is clip
+
+
+@pytest.mark.parametrize("value", ["0.5", "5", "big"])
+def test_upscale_outside_1_to_4_is_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--upscale", value])
+    assert exit_info.value.code == 2
+    assert "factor from 1 to 4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_at_twice_the_size_reports_the_size(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "fervid.benchmarks.tracking", "--quick", "--json", "--upscale", "2",
+                           "--repeats", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["config"]["size"] == [1280, 720] and result["config"]["upscale"] == 2.0
+    baseline = result["baseline"]["parts"]["clip"]
+    assert baseline["pixels_scanned"] == baseline["frames"] * 1280 * 720
+    assert result["truth"]["clip"]["faces"] == baseline["truth_faces"] > 0
