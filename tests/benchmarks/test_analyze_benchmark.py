@@ -10,11 +10,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from fervid.analysis.face_rows import FaceRows
+from fervid.analysis.faces_csv import format_rows, header_line
 from fervid.analysis.video_file import probe_video
 from fervid.benchmarks.analyze import (QUICK_MEMORY_MINUTES, QUICK_NAIVE_FRAMES, TARGET_MEMORY_RATIO,
-                                       TARGET_OVER_NAIVE, looped_clip, looped_frame_count, write_looped)
+                                       TARGET_OVER_NAIVE, faces_kept, looped_clip, looped_frame_count,
+                                       write_looped)
 from fervid.media.samples import SAMPLE_CLIP
 from tests.conftest import REPO
 from tests.helpers.video_frames import read_frames
@@ -25,6 +29,40 @@ CLIP_FRAMES = 275
 def benchmark(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fervid.benchmarks.analyze", *map(str, args)], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# ---------------------------------------------------------------- faces kept
+
+def write_faces_csv(path, frames, boxes):
+    n = len(frames)
+    uniform = np.full((n, 7), 1 / 7)
+    rows = FaceRows(np.array(frames), np.array(frames) / 30.0, np.ones(n), np.array(boxes).reshape(-1, 4), uniform,
+                    uniform)
+    path.write_text(header_line() + format_rows(rows), encoding="utf-8")
+    return path
+
+
+def test_faces_kept_matches_frame_by_frame_at_iou_0_4(tmp_path):
+    reference = [np.array([[10, 10, 50, 50], [200, 10, 40, 40]]), np.zeros((0, 4)), np.array([[0, 0, 30, 30]])]
+    csv = write_faces_csv(tmp_path / "faces.csv",
+                          [0, 0, 1, 2, 5],  # frame 5 is past the reference: not counted
+                          [[12, 11, 50, 50],     # frame 0: the first reference face, IoU about 0.9
+                           [300, 10, 40, 40],    # frame 0: overlaps nothing: extra
+                           [10, 10, 50, 50],     # frame 1: the reference has no face there: extra
+                           [200, 10, 40, 40],    # frame 2: a face of frame 0, not of frame 2: extra
+                           [0, 0, 30, 30]])
+    kept = faces_kept(reference, csv)
+    assert kept == {"frames": 3, "naive_faces": 3, "fervid_faces": 4, "kept": 1, "share": round(1 / 3, 4),
+                    "extra": 3, "iou": 0.4}
+
+
+def test_faces_kept_needs_iou_0_4_and_one_box_per_face(tmp_path):
+    reference = [np.array([[0, 0, 100, 100]])]
+    # IoU of a 100-box with this 60-box inside it: 0.36, under the threshold.
+    assert faces_kept(reference, write_faces_csv(tmp_path / "a.csv", [0], [[0, 0, 60, 60]]))["kept"] == 0
+    two = faces_kept(reference, write_faces_csv(tmp_path / "b.csv", [0, 0], [[0, 0, 100, 100], [2, 2, 100, 100]]))
+    assert (two["kept"], two["extra"], two["share"]) == (1, 1, 1.0)
+    assert faces_kept([np.zeros((0, 4))], write_faces_csv(tmp_path / "c.csv", [], []))["share"] is None
 
 
 # ---------------------------------------------------------------- looped clips
@@ -131,6 +169,12 @@ def test_quick_run_measures_every_run_on_the_whole_clip(quick_run):
         assert steady["wall_s"] < end["wall_s"]
         check_speed(end, video["fps"], naive)
         check_speed(steady, video["fps"], naive)
+        kept = run["faces_kept"]  # over the naive loop's frames only, against its boxes
+        assert kept["frames"] == naive["frames"] and kept["naive_faces"] == naive["faces"]
+        assert 0 <= kept["kept"] <= min(kept["naive_faces"], kept["fervid_faces"])
+        assert kept["extra"] == kept["fervid_faces"] - kept["kept"]
+        if kept["naive_faces"]:
+            assert kept["share"] == pytest.approx(kept["kept"] / kept["naive_faces"], abs=1e-4)
     # The same frames analysed alike, on this process or on Ray's workers.
     assert (video["in_process"]["faces"], video["in_process"]["tracks"]) == (video["workers_2"]["faces"],
                                                                              video["workers_2"]["tracks"])
@@ -157,6 +201,8 @@ def test_quick_run_memory_runs_analyse_each_length_and_targets_follow(quick_run)
     video = result["videos"][0]
     best = max(video[name]["end_to_end"]["over_naive"] for name in ("in_process", "workers_2"))
     assert targets["over_naive"] == best
+    best_run = max(("in_process", "workers_2"), key=lambda name: video[name]["end_to_end"]["over_naive"])
+    assert targets["faces_kept_share"] == video[best_run]["faces_kept"]["share"]
     assert targets["over_naive_met"] == (best >= TARGET_OVER_NAIVE)
     assert targets["memory_ratio"] == memory["peak_ratio_longest_over_shortest"]
     assert targets["memory_flat_met"] == (targets["memory_ratio"] <= TARGET_MEMORY_RATIO)
