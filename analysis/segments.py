@@ -10,13 +10,14 @@ the same plan where the last committed segment ended.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fervid.analysis.video_file import VideoInfo
 from fervid.errors import ModelLoadError
 from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
 from fervid.models.face_detector import DetectorParams
+from fervid.models.scan_plan import PlanParams
 from fervid.models.stream_tracking import TrackingParams, tracking_params_for
 
 
@@ -36,8 +37,15 @@ class AnalysisOptions:
     model: Path | None = None
     """Classifier weights (``None``: the shipped ones)."""
     detector: DetectorParams = field(default_factory=DetectorParams)
+    full_scan_every: int = PlanParams().full_scan_every
+    """Frames from one full Haar scan to the next (the scan plan's ``full_scan_every``). Between full
+    scans only regions around the tracks and where something moved are scanned, which is where the
+    speed comes from and where faces can be missed: ``benchmarks.analyze`` reports the share of a
+    full-scan loop's faces kept. 1 scans every frame whole: the plain loop's faces, with tracks."""
 
     def __post_init__(self) -> None:
+        if self.full_scan_every < 1:
+            raise ValueError(f"full_scan_every must be >= 1, got {self.full_scan_every}")
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
         if self.segment_s <= 0:
@@ -49,8 +57,10 @@ class AnalysisOptions:
 
     @property
     def tracking(self) -> TrackingParams:
-        """The app's rule for this detector, so a video analysed here gets the tracks the app shows."""
-        return tracking_params_for(self.detector)
+        """The app's rule for this detector, so a video analysed here gets the tracks the app shows,
+        with this ``full_scan_every``."""
+        params = tracking_params_for(self.detector)
+        return replace(params, plan=replace(params.plan, full_scan_every=self.full_scan_every))
 
     def settings(self) -> dict:
         """Every option that changes the results, JSON-able, for the results store to compare a

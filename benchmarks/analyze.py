@@ -20,7 +20,10 @@ naive loop's frames/s on the same video:
 2. ``in_process``: ``fervid analyze --workers 1``'s sequence in this process (``probe_video``,
    ``ResultsStore.open``, ``analyse_videos`` with an ``InProcessPool``), faces.csv, summary.json and
    timeline.png written into a temporary folder; the whole video.
-3. ``workers_2``: the same with ``RayAnalysisPool(2)``: on an embedded Ray that the pool starts (or
+3. ``in_process_full_scans`` (the sample clip only): the same as ``in_process`` with
+   ``--full-scan-every 1``, every frame scanned whole: what batching and the overlapped stages
+   give without the scan plan, and the faces the plan costs (``faces_kept`` should be 1.0 here).
+4. ``workers_2``: the same with ``RayAnalysisPool(2)``: on an embedded Ray that the pool starts (or
    on ``--address``'s cluster), timed twice: ``end_to_end`` from before the pool is made (Ray's
    start and each worker's model load included) to the last report written, and ``steady`` from
    the first progress report (a worker is up and has analysed frames) to the same end, counting
@@ -66,6 +69,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -74,6 +78,7 @@ import numpy as np
 from fervid.benchmarks.common import (SAMPLE_CLIP, display_path, emit, log, machine_info, make_parser, ratio,
                                       require_bench, require_input)
 
+SAMPLE_LABEL = "sample clip"
 DEFAULT_MINUTES = 5.0
 DEFAULT_NAIVE_MAX_S = 180.0
 DEFAULT_MEMORY_MINUTES = (1.0, 10.0)
@@ -269,6 +274,13 @@ def measure_video(label: str, path: Path, recognizer, options, args: argparse.Na
            "duration_s": round(info.duration_s, 3), "naive": naive, "in_process": in_process}
     log(f"  in process: {in_process['end_to_end']['frames_per_s']:.1f} frames/s, "
         f"{in_process['faces_kept']['share']} of the naive loop's faces kept")
+    if label == SAMPLE_LABEL:
+        every_frame = replace(options, full_scan_every=1)
+        row["in_process_full_scans"] = with_ratios(
+            fervid_run(info, every_frame, lambda: InProcessPool(recognizer), out / "full-scans", reference), naive)
+        row["in_process_full_scans"]["full_scan_every"] = 1
+        log(f"  in process, every frame scanned whole: "
+            f"{row['in_process_full_scans']['end_to_end']['frames_per_s']:.1f} frames/s")
     if args.quick and args.address is None:
         row["workers_2"] = {"skipped": "--quick runs two workers only on --address's Ray (it never starts one)"}
         return row
@@ -378,7 +390,7 @@ def run(args: argparse.Namespace) -> dict:
     recognizer.classifier.warm_up()
     warm_up_s = time.perf_counter() - began
     memory_minutes = args.memory_minutes or (QUICK_MEMORY_MINUTES if args.quick else DEFAULT_MEMORY_MINUTES)
-    videos = [("sample clip", args.clip)]
+    videos = [(SAMPLE_LABEL, args.clip)]
     if not args.quick:
         videos.append((f"sample clip looped to {args.minutes:g} min", looped_clip(args.clip, args.minutes, args.cache)))
     with tempfile.TemporaryDirectory(prefix="fervid-benchmark-analyze-") as scratch:
@@ -405,7 +417,9 @@ def summary(result: dict) -> str:
         naive = video["naive"]
         lines.append(f"{video['video']} ({video['frames']} frames): naive {naive['frames_per_s']:.1f} frames/s on "
                      f"{naive['frames']} frames")
-        for name in ("in_process", "workers_2"):
+        for name in ("in_process", "in_process_full_scans", "workers_2"):
+            if name not in video:
+                continue
             run = video[name]
             if "skipped" in run:
                 lines.append(f"  {name}: skipped ({run['skipped']})")

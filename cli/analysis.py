@@ -97,7 +97,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     videos = find_videos(args.videos)
     folders = output_folders(videos, args.out)
     options = AnalysisOptions(every=args.every, segment_s=args.segment_s, model=args.model,
-                              detector=DetectorParams(min_size=args.min_size))
+                              detector=DetectorParams(min_size=args.min_size),
+                              full_scan_every=args.full_scan_every)
     settings = options.settings()  # reads the weights: a missing model file stops here, before any folder
     entries: dict[Path, dict] = {}
     jobs: list[VideoJob] = []
@@ -174,6 +175,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     from fervid.cli.checks import positive_seconds
     from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
     from fervid.models.face_detector import DetectorParams
+    from fervid.models.scan_plan import PlanParams
 
     p = sub.add_parser("analyze", help="recorded videos to per-face expression reports (CSV, summary, timeline)")
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO_OR_FOLDER",
@@ -191,6 +193,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="seconds of video per segment, the unit of parallel work and of resuming (default 10)")
     p.add_argument("--min-size", type=positive_int, default=DetectorParams().min_size,
                    help="smallest face searched for, in pixels (default %(default)s, as fervid predict and the app)")
+    p.add_argument("--full-scan-every", type=positive_int, default=PlanParams().full_scan_every, metavar="N",
+                   help="analysed frames from one full Haar scan to the next (default %(default)s; in between "
+                        "only regions around the tracks and where something moved are scanned, faster but some "
+                        "faces are missed: see docs/analysis.md); 1: every frame fully scanned")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="a .keras weights file")
     p.add_argument("--force", action="store_true",
                    help="replace results already in a video's folder instead of resuming or refusing")

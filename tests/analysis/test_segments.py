@@ -11,6 +11,7 @@ from fervid.errors import ModelLoadError
 from fervid.media.samples import SAMPLE_CLIP
 from fervid.models.classifier_paths import DEFAULT_MODEL_PATH
 from fervid.models.face_detector import DetectorParams
+from fervid.models.scan_plan import PlanParams
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +83,15 @@ def test_a_warm_up_holds_analysed_frames_however_sparse_the_analysis(sample):
         assert len(analysed) >= WARMUP_ANALYSED_FRAMES, (segment.warmup_start, segment.start)
     dense = split(sample, AnalysisOptions(every=1, segment_s=4.0, overlap_s=0.5))
     assert all(s.start - s.warmup_start == 15 for s in dense[1:])  # 0.5 s at 29.97 fps, unchanged
+
+
+def test_full_scan_every_reaches_the_plan_and_the_settings():
+    default = AnalysisOptions()
+    assert default.tracking.plan.full_scan_every == PlanParams().full_scan_every
+    every_frame = AnalysisOptions(full_scan_every=1)
+    assert every_frame.tracking.plan.full_scan_every == 1
+    assert every_frame.tracking.plan.min_size == default.tracking.plan.min_size, "only that setting changes"
+    assert every_frame.settings()["tracking"]["plan"]["full_scan_every"] == 1
+    assert every_frame.settings() != default.settings(), "a rerun with another plan is another run"
+    with pytest.raises(ValueError, match="full_scan_every"):
+        AnalysisOptions(full_scan_every=0)

@@ -175,6 +175,11 @@ def test_quick_run_measures_every_run_on_the_whole_clip(quick_run):
         assert kept["extra"] == kept["fervid_faces"] - kept["kept"]
         if kept["naive_faces"]:
             assert kept["share"] == pytest.approx(kept["kept"] / kept["naive_faces"], abs=1e-4)
+    # Every frame scanned whole: fervid's pipeline keeps exactly the naive loop's faces.
+    full_scans = video["in_process_full_scans"]
+    assert full_scans["full_scan_every"] == 1 and full_scans["end_to_end"]["frames"] == CLIP_FRAMES
+    check_speed(full_scans["end_to_end"], video["fps"], naive)
+    assert full_scans["faces_kept"]["share"] == 1.0 and full_scans["faces_kept"]["extra"] == 0
     # The same frames analysed alike, on this process or on Ray's workers.
     assert (video["in_process"]["faces"], video["in_process"]["tracks"]) == (video["workers_2"]["faces"],
                                                                              video["workers_2"]["tracks"])

@@ -147,10 +147,42 @@ def test_an_unusable_out_is_one_line(tmp_path, out_kind, fragment):
     (["--every", "0"], "argument --every: must be 1 or more"),
     (["--workers", "x"], "argument --workers: 'x' is not a whole number"),
     (["--segment-s", "nan"], "argument --segment-s"),
+    (["--full-scan-every", "0"], "argument --full-scan-every: must be 1 or more"),
 ])
 def test_bad_flags_are_one_line(tmp_path, args, fragment):
     result = run_fervid("analyze", SAMPLE_CLIP, "--out", tmp_path, *args, timeout=120)
     assert result.returncode == 2 and fragment in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_full_scans_of_every_frame_give_the_detectors_boxes_frame_by_frame(tmp_path):
+    """--full-scan-every 1: every frame scanned whole, so faces.csv holds exactly the boxes a plain
+    loop of HaarFaceDetector.detect gives (with the same --min-size), and the default plan (which
+    scans regions in between) is not asked to match them."""
+    from fervid.models.face_detector import HaarFaceDetector
+
+    video = tmp_path / "short.avi"
+    frames = read_frames(SAMPLE_CLIP)[80:140]  # the performer walks in: faces come and go
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    result = run_fervid("analyze", video, "--out", tmp_path / "out", "--full-scan-every", "1", "--json",
+                        "--no-progress", timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = csv_rows(tmp_path / "out" / "short" / "faces.csv")
+    found: dict[int, list[tuple[int, ...]]] = {}
+    for row in rows:
+        found.setdefault(int(row["frame"]), []).append(tuple(int(row[k]) for k in ("x", "y", "w", "h")))
+    detector = HaarFaceDetector()
+    expected = {}
+    for index, frame in enumerate(read_frames(video)):
+        boxes = sorted(map(tuple, detector.detect(frame).tolist()))
+        if boxes:
+            expected[index] = boxes
+    assert sum(map(len, expected.values())) > 10, "the test needs faces"
+    assert {frame: sorted(boxes) for frame, boxes in found.items()} == expected
+    summary = json.loads(result.stdout)["videos"][0]["summary"]
+    assert summary["video"]["faces"] == len(rows) and summary["video"]["tracks"] >= 1
 
 
 def test_missing_paths_and_empty_folders_stop_before_any_work(tmp_path):
