@@ -12,9 +12,13 @@ Nothing off the socket is trusted: ``MAXMSGSIZE`` makes ZMQ drop a publisher tha
 larger than any valid message part before the bytes are buffered (ZMQ then reconnects), and every
 message goes through ``decode_message``; nothing is unpickled. With ``server_key`` the socket is
 a CURVE client (``fervid.comms.curve``): encrypted, and admitted only by a publisher with that key.
+
+Receivers share the process's ZMQ context, so one receiver must never block its I/O thread: the
+connection events a receiver follows wait on an unbounded queue until ``poll`` (``_open_monitor``).
 """
 from __future__ import annotations
 
+import itertools
 import time
 
 import zmq
@@ -33,6 +37,15 @@ MAX_DRAIN_PER_POLL = 10_000
 BACKLOG_REFILL_MS = 10
 """After reading a backlog (half the queue or more at once), how long ``poll`` waits for ZMQ's I/O
 thread to move the rest in from the TCP buffers before it gives up draining."""
+
+
+MONITORED_EVENTS = (zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+"""The connection events ``poll`` acts on (a refused key, a lost peer ZMQ will not retry)."""
+
+_MONITOR_IDS = itertools.count()
+"""Makes each monitor's inproc address unique within the process (receivers share a context)."""
 
 
 class StreamReceiver:
@@ -77,10 +90,7 @@ class StreamReceiver:
                 apply_curve_client(self._socket, server_key, client_key)
             elif client_key is not None:
                 raise ValueError("a client key needs the publisher's public key (server_key) too")
-            self._events = self._socket.get_monitor_socket(
-                zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-                | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+            self._events = self._open_monitor(MONITORED_EVENTS)
             # Retry quickly after a service restart, but do not hammer a host that stays down.
             self._socket.setsockopt(zmq.RECONNECT_IVL, 100)
             self._socket.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
@@ -161,9 +171,33 @@ class StreamReceiver:
             self._socket.connect(self.endpoint)
             self.reconnects += 1
 
+    def _open_monitor(self, events: int) -> zmq.Socket:
+        """The reader of this socket's connection events, on a queue without a limit.
+
+        ZMQ's I/O thread hands each event to the monitor with a blocking send. With the default
+        high-water marks (about 2,000 events) a monitor nobody reads for a while (a window whose
+        event loop is not running, a peer that accepts and drops connections ten times a second)
+        would block that thread, and with it every socket of the context: all the monitors of the
+        process would go silent. An event is a few dozen bytes and ``poll`` drains them all.
+        """
+        address = f"inproc://fervid-receiver-events-{next(_MONITOR_IDS)}"
+        self._socket.monitor(address, events)
+        reader = self._socket.context.socket(zmq.PAIR)
+        try:
+            reader.setsockopt(zmq.LINGER, 0)
+            reader.setsockopt(zmq.RCVHWM, 0)  # set before connecting: the inproc pipe takes it then
+            reader.connect(address)
+        except BaseException:
+            reader.close(linger=0)
+            self._socket.monitor(None, 0)
+            raise
+        return reader
+
     def _close_events(self) -> None:
+        """Stop the monitor before closing its reader: an event sent to a reader that is gone
+        blocks ZMQ's I/O thread for good (zeromq/libzmq#3575)."""
         if self._events is not None:
-            self._socket.disable_monitor()
+            self._socket.monitor(None, 0)
             self._events.close(linger=0)
             self._events = None
 

@@ -2,6 +2,8 @@
 (the publishing end and the messages are in zmq_helpers.py)."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
@@ -135,6 +137,66 @@ def test_closing_one_receiver_leaves_another_on_the_same_stream_working(service,
     assert first.closed and first.poll() is None
     service.send(make_message(seq=9))
     assert poll_until(second, lambda got: got)[-1].seq == 9
+
+
+class AcceptAndDrop(threading.Thread):
+    """A TCP listener that is not ZMQ: it accepts every connection and closes it at once, so a
+    SUB connected to it disconnects and reconnects over and over (one monitor event each time)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.listener.settimeout(0.1)
+        self.endpoint = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.accepted = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            connection.close()
+            self.accepted += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        self.listener.close()
+
+
+def test_a_receiver_nobody_polls_does_not_silence_the_others(service, receivers):
+    """ZMQ's I/O thread hands connection events to a monitor with a blocking send. Behind the
+    default high-water marks, about 2,000 unread events blocked that thread, and every receiver
+    of the process (they share one context) went silent for good: no subscription left, nothing
+    arrived. The events of a receiver nobody polls (a window whose event loop is not running)
+    now wait on an unbounded queue. The test reconnects every millisecond instead of every 100 ms
+    so that the old limit is passed in seconds."""
+    peer = AcceptAndDrop()
+    peer.start()
+    try:
+        idle = receivers("cam1", peer.endpoint)
+        idle._socket.setsockopt(zmq.RECONNECT_IVL, 1)
+        idle._socket.disconnect(peer.endpoint)
+        idle._socket.connect(peer.endpoint)
+        deadline = time.monotonic() + 4 * WAIT_S
+        while peer.accepted < 3_000:  # each connection dropped is at least one DISCONNECTED event
+            assert time.monotonic() < deadline, f"ZMQ's I/O thread stopped after {peer.accepted} connections"
+            time.sleep(0.05)
+
+        other = receivers("cam1", service.endpoint)
+        assert other._socket.context is idle._socket.context
+        service.wait_for_subscribers(pump=other.poll, cam1=1)
+        service.send(make_message(seq=4))
+        assert poll_until(other, lambda got: got)[-1].seq == 4
+    finally:
+        peer.close()
+    waiting = 0
+    while idle._events.poll(0):
+        idle._events.recv_multipart()
+        waiting += 1
+    assert waiting > 2_100, waiting  # more than the old limit waited, unread, meanwhile
 
 
 def test_bad_arguments_fail_at_construction():
