@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import weakref
 
 import zmq
 
@@ -97,9 +98,12 @@ class StreamReceiver:
             self._socket.setsockopt(zmq.SUBSCRIBE, self._topic)
             self._socket.connect(endpoint)
         except BaseException:
-            self._close_events()
-            self._socket.close(linger=0)
+            _close_in_order(self._socket, self._events)
             raise
+        # Dropped without close() (a window garbage-collected before it was closed), the two
+        # sockets would be freed in any order; the finalizer holds them and closes them in the
+        # order that cannot block ZMQ's I/O thread.
+        self._finalizer = weakref.finalize(self, _close_in_order, self._socket, self._events)
 
     @property
     def closed(self) -> bool:
@@ -193,16 +197,20 @@ class StreamReceiver:
             raise
         return reader
 
-    def _close_events(self) -> None:
-        """Stop the monitor before closing its reader: an event sent to a reader that is gone
-        blocks ZMQ's I/O thread for good (zeromq/libzmq#3575)."""
-        if self._events is not None:
-            self._socket.monitor(None, 0)
-            self._events.close(linger=0)
-            self._events = None
-
     def close(self) -> None:
         """Close this socket only; other receivers sharing the context are unaffected."""
-        self._close_events()
-        if not self._socket.closed:
-            self._socket.close(linger=0)
+        self._finalizer()  # runs once; later calls do nothing
+        self._events = None
+
+
+def _close_in_order(socket: zmq.Socket, reader: zmq.Socket | None) -> None:
+    """Stop the monitor, close its reader, then the socket. The monitor must stop first: an event
+    sent to a reader that is gone blocks ZMQ's I/O thread for good (zeromq/libzmq#3575), and with
+    it every socket of the context. A subscriber's own close does not stop it at once: its
+    connection is torn down later on that thread, and a publisher leaving meanwhile is an event."""
+    if reader is not None:
+        if not socket.closed:
+            socket.monitor(None, 0)
+        reader.close(linger=0)
+    if not socket.closed:
+        socket.close(linger=0)

@@ -11,7 +11,7 @@ import zmq
 
 from fervid.comms.receiver import StreamReceiver
 from fervid.comms.messages import StreamMessage, encode_message
-from tests.helpers.zmq_helpers import WAIT_S, face, frame_jpeg, make_message
+from tests.helpers.zmq_helpers import WAIT_S, FakeService, face, frame_jpeg, make_message
 
 
 @pytest.fixture
@@ -197,6 +197,31 @@ def test_a_receiver_nobody_polls_does_not_silence_the_others(service, receivers)
         idle._events.recv_multipart()
         waiting += 1
     assert waiting > 2_100, waiting  # more than the old limit waited, unread, meanwhile
+
+
+def test_receivers_dropped_without_close_leave_the_others_working():
+    """A receiver freed without ``close()`` (a monitor window collected before it was closed)
+    used to close its event reader before its socket, whose connection ZMQ tears down later on
+    its I/O thread; the publisher leaving meanwhile was an event sent to a reader that was gone,
+    which blocked that thread for good (zeromq/libzmq#3575) and so every receiver of the process.
+    The old receiver failed this within 10 drops, reliably."""
+    for drop in range(50):
+        publisher = FakeService()
+        try:
+            dropped = StreamReceiver("cam1", publisher.endpoint)
+            publisher.wait_for_subscribers(pump=dropped.poll, cam1=1)
+            del dropped  # freed here, without close()
+        finally:
+            publisher.close()  # the peer leaves while the dropped socket is being torn down
+    publisher = FakeService()
+    fresh = StreamReceiver("cam1", publisher.endpoint)
+    try:
+        publisher.wait_for_subscribers(pump=fresh.poll, cam1=1)
+        publisher.send(make_message(seq=2))
+        assert poll_until(fresh, lambda got: got)[-1].seq == 2
+    finally:
+        fresh.close()
+        publisher.close()
 
 
 def test_bad_arguments_fail_at_construction():
