@@ -18,7 +18,7 @@ import ray
 from fervid.errors import FervidError
 from fervid.services.allocator import configure_allocator
 from fervid.services.config import ServiceConfig
-from fervid.services.ray_loopback import keep_loopback
+from fervid.ray_loopback import keep_loopback
 from fervid.services.runtime import CONTROLLER_NAME, NAMESPACE
 
 

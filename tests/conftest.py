@@ -40,12 +40,15 @@ def ray_session():
     """One real local Ray instance for the whole test session (it takes seconds to start)."""
     import ray
 
+    from fervid.ray_loopback import keep_loopback
     from fervid.services.allocator import configure_allocator
 
     if not ray.is_initialized():
         configure_allocator()  # what `fervid up` does before it starts an embedded Ray
-        # "local": never join a cluster that `ray start` left on this machine.
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # "local": never join a cluster that `ray start` left on this machine; on loopback, as
+        # `fervid up`'s own: the test session's Ray is reachable from no other machine either.
+        with keep_loopback():
+            ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 

@@ -130,9 +130,34 @@ def _worker_loop(loop_config: dict) -> None:
             ray.train.report(metrics, checkpoint=report_checkpoint)
 
 
+def start_ray(address: str | None, num_cpus: int) -> bool:
+    """Join the Ray at ``address``, or start one of this machine's own with ``num_cpus``; True when
+    this call started or joined it, False when Ray was already initialised (left as it is).
+
+    A Ray of our own (no ``address``) listens on 127.0.0.1 only, as ``fervid up``'s does: it is
+    this machine's private runtime, and on Linux Ray would otherwise listen on every interface.
+    "local" makes it ours even when ``ray start`` left a cluster on this machine. A cluster's own
+    address (a RayJob, ``ray job submit``) is used as it is; its nodes bring their own CPUs.
+    """
+    import ray
+
+    from fervid.ray_loopback import keep_loopback
+
+    if ray.is_initialized():
+        return False
+    with keep_loopback():
+        if not address:
+            ray.init(address="local", num_cpus=num_cpus, log_to_driver=False)
+            return True
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as exc:
+            raise FervidError(f"no Ray cluster at {address}: {str(exc).strip().splitlines()[0][:200]}") from None
+    return True
+
+
 def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
     """Run the Ray Train job with ``config.workers`` workers and collect its results in ``config.out``."""
-    import ray
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
 
@@ -146,14 +171,7 @@ def train_distributed(config: TrainConfig, address: str | None = None) -> dict:
 
         load_teacher(config.teacher)
     create_run_folder(out)
-    if not ray.is_initialized():
-        if address:  # a cluster (a RayJob, `ray job submit`): its nodes bring their own CPUs
-            try:
-                ray.init(address=address, log_to_driver=False)
-            except ConnectionError as exc:
-                raise FervidError(f"no Ray cluster at {address}: {str(exc).strip().splitlines()[0][:200]}") from None
-        else:  # "local": a Ray of our own even when `ray start` left a cluster on this machine
-            ray.init(address="local", num_cpus=max(config.workers, os.cpu_count() or 1), log_to_driver=False)
+    start_ray(address, num_cpus=max(config.workers, os.cpu_count() or 1))
     # Absolute paths: the workers' working folder is not the driver's.
     absolute = config.model_copy(update={"data": config.data.resolve(), "out": out,
                                          "ferplus": config.ferplus.resolve() if config.ferplus else None,

@@ -1,7 +1,8 @@
 """Run by tests/services/test_ray_listeners.py in a subprocess: what an embedded Ray listens on.
 
-``python -m tests.services.ray_listeners_probe`` starts Ray as ``fervid up`` does (``connect(None)``),
-runs an actor and a task, lets a second driver join by the Ray's address (``join ADDRESS``, what
+``python -m tests.services.ray_listeners_probe [up|train]`` starts Ray as ``fervid up`` does
+(``connect(None)``, the default) or as ``fervid train --workers N`` does without ``--address``
+(``training.distributed.start_ray``), runs an actor and a task, lets a second driver join by the Ray's address (``join ADDRESS``, what
 ``fervid status`` does), waits until every listener Ray records for the node is up, and prints one
 JSON line: the replies, the node's address, and every listening TCP socket and bound UDP socket of
 every process of that Ray (this process and its descendants), each named by its role where Ray
@@ -20,6 +21,10 @@ import ray
 
 from fervid.services.runtime import NAMESPACE
 from fervid.services.service import connect
+from fervid.training.distributed import start_ray
+
+STARTS = {"up": lambda: connect(None, num_cpus=1), "train": lambda: start_ray(None, num_cpus=1)}
+"""How each command that starts a Ray of its own starts it; each returns True when it started one."""
 
 ACTOR_NAME = "listener-probe"
 WORKER_ROLE = "core worker gRPC (driver or worker)"
@@ -79,9 +84,9 @@ def sockets(roles: dict[int, str]) -> list[dict]:
     return found
 
 
-def main() -> None:
-    assert connect(None, num_cpus=1) is True
-    echo = Echo.options(name=ACTOR_NAME).remote()
+def main(start: str) -> None:
+    assert STARTS[start]() is True
+    echo = Echo.options(name=ACTOR_NAME, namespace=NAMESPACE).remote()
     actor_reply = ray.get(echo.ping.remote(41), timeout=120)
     task_reply = ray.get(size.remote(ray.put(b"x" * 2_000_000)), timeout=120)
     gcs_address = ray.get_runtime_context().gcs_address
@@ -105,4 +110,4 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["join"]:
         join(sys.argv[2])
     else:
-        main()
+        main(sys.argv[1] if len(sys.argv) > 1 else "up")

@@ -1,6 +1,8 @@
-"""The embedded Ray of ``fervid up`` listens on 127.0.0.1 only (services/ray_loopback.py).
+"""The embedded Ray of ``fervid up``, and the one ``fervid train --workers N`` starts without
+``--address``, listen on 127.0.0.1 only (fervid/ray_loopback.py).
 
-A real embedded Ray is started the way ``fervid up`` starts it (``connect(None)``), in a subprocess
+A real embedded Ray is started the way each command starts it (``connect(None)``;
+``training.distributed.start_ray``), in a subprocess
 because the test session has its own Ray (tests/services/ray_listeners_probe.py). It runs an actor
 and a task, a second driver joins it by its address as ``fervid status`` does, and every listening
 TCP socket and bound UDP socket of every process of that Ray, read from the operating system's
@@ -12,6 +14,8 @@ import ipaddress
 import json
 import subprocess
 import sys
+
+import pytest
 
 from tests.conftest import REPO
 from tests.services.ray_listeners_probe import WORKER_ROLE
@@ -28,8 +32,9 @@ def test_loopback_check_tells_loopback_from_wildcards_and_interfaces():
     assert not any(map(is_loopback, ("0.0.0.0", "::", "192.0.2.2", "::ffff:192.0.2.2", "fe80::1%eth0")))
 
 
-def test_every_listener_of_the_embedded_ray_is_on_loopback():
-    done = subprocess.run([sys.executable, "-m", "tests.services.ray_listeners_probe"], cwd=REPO,
+@pytest.mark.parametrize("start", ["up", "train"])
+def test_every_listener_of_the_embedded_ray_is_on_loopback(start):
+    done = subprocess.run([sys.executable, "-m", "tests.services.ray_listeners_probe", start], cwd=REPO,
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.splitlines()[-1])

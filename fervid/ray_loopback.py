@@ -1,4 +1,9 @@
-"""Keep every listener of an embedded Ray (the one ``fervid up`` starts for itself) on 127.0.0.1.
+"""Keep every listener of an embedded Ray (the one ``fervid up`` or ``fervid train --workers N``
+starts for itself) on 127.0.0.1.
+
+A root module, beside ``fervid.errors``: both ``services`` and ``training`` start Ray, and neither
+may import the other; it imports no fervid package, and the packages that may not import Ray
+(media, models, comms, analysis, gui) cannot reach it without breaking their contracts.
 
 Why this exists: an embedded Ray is one machine's private runtime, yet by default on Linux each of
 its processes listens on all interfaces: the GCS, the raylet's node and object managers, every
