@@ -200,7 +200,6 @@ class StreamReceiver:
     def close(self) -> None:
         """Close this socket only; other receivers sharing the context are unaffected."""
         self._finalizer()  # runs once; later calls do nothing
-        self._events = None
 
 
 def _close_in_order(socket: zmq.Socket, reader: zmq.Socket | None) -> None:

@@ -2,11 +2,11 @@
 
 ``python -m tests.services.ray_listeners_probe [up|train]`` starts Ray as ``fervid up`` does
 (``connect(None)``, the default) or as ``fervid train --workers N`` does without ``--address``
-(``training.distributed.start_ray``), runs an actor and a task, lets a second driver join by the Ray's address (``join ADDRESS``, what
-``fervid status`` does), waits until every listener Ray records for the node is up, and prints one
-JSON line: the replies, the node's address, and every listening TCP socket and bound UDP socket of
-every process of that Ray (this process and its descendants), each named by its role where Ray
-records the port.
+(``training.distributed.start_ray``), runs an actor and a task, lets a second driver join by the
+Ray's address (``join ADDRESS``, what ``fervid status`` does), waits until every listener Ray
+records for the node is up, and prints one JSON line: the replies, the node's address, and every
+listening TCP socket and bound UDP socket of every process of that Ray (this process and its
+descendants), each named by its role where Ray records the port.
 """
 from __future__ import annotations
 
